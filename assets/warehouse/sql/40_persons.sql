@@ -1,0 +1,53 @@
+-- person_records: person_id -> every record about them; persons: one row per human.
+-- Expects staging.person_components(record_key, person_id, rule) from the linking step.
+CREATE OR REPLACE TABLE person_records AS
+SELECT c.person_id, s.system, s.record_kind, s.record_id, c.rule, CAST(1.0 AS DOUBLE) AS score, s.updated_at
+FROM staging.source_persons AS s
+JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id
+UNION ALL
+SELECT c.person_id, 'pipedrive', l.record_kind, l.record_id, 'pipedrive:person_id', 1.0, l.updated_at
+FROM staging.pipedrive_person_links AS l
+JOIN staging.person_components AS c ON c.record_key = 'pipedrive:person:' || l.person_record_id;
+
+CREATE OR REPLACE TABLE persons AS
+WITH keyed AS (
+    SELECT c.person_id, s.*
+    FROM staging.source_persons AS s
+    JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id
+),
+ids AS (
+    SELECT c.person_id, i.kind, i.value_norm
+    FROM person_identifiers AS i
+    JOIN staging.person_components AS c ON c.record_key = i.system || ':' || i.record_kind || ':' || i.record_id
+    WHERE i.value_norm IS NOT NULL AND i.kind IN ('email', 'phone')
+),
+id_lists AS (
+    SELECT person_id,
+           list(DISTINCT value_norm ORDER BY value_norm) FILTER (WHERE kind = 'email') AS emails,
+           list(DISTINCT value_norm ORDER BY value_norm) FILTER (WHERE kind = 'phone') AS phones
+    FROM ids GROUP BY person_id
+),
+activity AS (
+    SELECT person_id, max(updated_at) AS last_activity FROM person_records GROUP BY person_id
+),
+base AS (
+    SELECT
+        person_id,
+        arg_max(name, updated_at) AS name,
+        list(DISTINCT organization ORDER BY organization) FILTER (WHERE organization IS NOT NULL) AS organizations,
+        list(DISTINCT system ORDER BY system) AS systems,
+        bool_or(coalesce(marketing_status = 'unsubscribed', false)) AS marketing_ban,
+        count(*) AS source_records
+    FROM keyed GROUP BY person_id
+)
+SELECT b.person_id, b.name, coalesce(l.emails, []) AS emails, coalesce(l.phones, []) AS phones,
+       coalesce(b.organizations, []) AS organizations, b.systems, b.marketing_ban, a.last_activity, b.source_records
+FROM base AS b
+LEFT JOIN id_lists AS l USING (person_id)
+LEFT JOIN activity AS a USING (person_id);
+
+CREATE OR REPLACE TABLE marketing_bans AS
+SELECT c.person_id, s.system, s.record_kind, s.record_id, 'marketing_status=unsubscribed' AS reason, s.updated_at
+FROM staging.source_persons AS s
+JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id
+WHERE s.marketing_status = 'unsubscribed';

@@ -1,0 +1,70 @@
+"""The exception tree every connector raises.
+
+Callers decide what to do by class, never by parsing messages:
+
+    ConnectorError
+    ├── RetryableError          worth trying again later (5xx, timeouts, dropped connections)
+    │   └── RateLimitedError    the vendor said "slow down"; ``retry_after`` says how long
+    ├── BadPayloadError         the answer could not be understood (not JSON, wrong shape)
+    └── FatalError              trying again will not help
+        ├── AuthError           401/403: wrong or missing credentials, or no permission
+        ├── NotFoundError       404/410: the thing does not exist (any more)
+        └── BadRequestError     400/422: we sent something the vendor refuses
+
+Messages carry the system, the HTTP method, the path without its query string, the status and
+the vendor's short error text: never request bodies, query strings or record contents, because
+those hold personal data.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str = "",
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.system = system
+        self.status = status
+        self.method = method
+        self.path = path
+        where = " ".join(p for p in (system, method, path) if p)
+        status_text = f" -> HTTP {status}" if status is not None else ""
+        super().__init__(f"{where}{status_text}: {message}" if where else message)
+
+
+class RetryableError(ConnectorError):
+    """Transient: the same request may succeed later."""
+
+
+class RateLimitedError(RetryableError):
+    """The vendor refused for rate reasons. ``retry_after`` is seconds, or None if unknown."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class BadPayloadError(ConnectorError):
+    """The response body is not what the API promises (malformed JSON, wrong envelope)."""
+
+
+class FatalError(ConnectorError):
+    """Permanent for this request: retrying cannot help."""
+
+
+class AuthError(FatalError):
+    """Authentication failed or the credentials lack permission (401, 403)."""
+
+
+class NotFoundError(FatalError):
+    """The requested object does not exist (404) or is gone for good (410)."""
+
+
+class BadRequestError(FatalError):
+    """The vendor rejected the request as invalid (400, 422)."""

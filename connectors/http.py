@@ -1,0 +1,356 @@
+"""The one HTTP layer every connector uses.
+
+What it gives a connector:
+- a pooled ``requests.Session`` with connect/read timeouts on every call;
+- retries with full-jitter exponential backoff for 429, 502, 503, 504 and connection-level
+  failures (refused, reset, dropped, read timeout, truncated body), honouring ``Retry-After``
+  (seconds or HTTP date) and the vendor's rate-limit headers (remaining/reset);
+- proactive pacing: when the vendor says the window is used up, the next call waits for the
+  reset instead of provoking a 429 (Pipedrive answers repeated 429s with a Cloudflare 403);
+- mapping of failures into the exception tree of ``connectors.errors``;
+- logs and errors that carry the system, method, path (query string dropped, e-mail-looking
+  path segments masked), status, attempt and timings, and never personal data.
+
+The retry loop is written here rather than delegated to urllib3's ``Retry`` because the
+decisions are vendor-specific (Pipedrive's daily budget 429 must not be retried, its reset
+header is relative seconds) and because malformed or truncated JSON must be retried too, which
+urllib3 never sees.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from connectors.errors import (
+    AuthError,
+    BadPayloadError,
+    BadRequestError,
+    ConnectorError,
+    FatalError,
+    NotFoundError,
+    RateLimitedError,
+    RetryableError,
+)
+
+log = logging.getLogger("connectors.http")
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Methods whose repetition cannot do harm. A POST is retried only when the request provably
+# never reached the server (connect failure) or the server refused it unprocessed (429).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    # A Retry-After longer than this is not waited out inside one call: the caller gets a
+    # RateLimitedError and decides (a daily budget resets at midnight, not in a minute).
+    max_wait_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """Names of the vendor's rate-limit headers. ``reset`` holds relative seconds."""
+
+    remaining: str | None = None
+    reset: str | None = None
+
+
+@dataclass
+class HttpStats:
+    requests: int = 0
+    retries: int = 0
+    waited_s: float = 0.0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+def safe_path(url: str) -> str:
+    """The URL's path without query string, with e-mail-looking segments masked: loggable."""
+    path = urlsplit(url).path or "/"
+    return "/".join("{email}" if "@" in part or "%40" in part else part for part in path.split("/"))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _float_header(headers: Mapping[str, str], name: str | None) -> float | None:
+    if not name or name not in headers:
+        return None
+    try:
+        return float(headers[name])
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpClient:
+    """A pooled, retrying HTTP client for one system.
+
+    ``classify_429`` lets a connector say how long to wait for a particular 429 response, or
+    that it must not be retried (return None): the vendor knows whether it is a burst or a
+    budget limit.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        retry: RetryPolicy = RetryPolicy(),
+        rate_limit_headers: RateLimitHeaders = RateLimitHeaders(),
+        classify_429: Callable[[requests.Response], float | None] | None = None,
+        pool_size: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.system = system
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry
+        self.rate_limit_headers = rate_limit_headers
+        self.classify_429 = classify_429 or self._default_classify_429
+        self.stats = HttpStats()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._not_before = 0.0  # monotonic time before which no request may start
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        if headers:
+            self.session.headers.update(headers)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API -----------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        ok_status: frozenset[int] | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying what is retryable; return a successful response."""
+        return self._send(method, path, params, json_body, data, headers, idempotent, ok_status, None)
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Like :meth:`request` and decode the JSON body. A body that is not JSON is treated as
+        a transient failure (truncated or garbled on the way) and retried; if it persists it
+        raises BadPayloadError."""
+        return self._send(method, path, params, json_body, data, headers, idempotent, None, _decode_json)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _send(self, method, path, params, json_body, data, headers, idempotent, ok_status, decode):
+        method = method.upper()
+        url = self.url(path)
+        where = {"system": self.system, "method": method, "path": safe_path(url)}
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        last_error: ConnectorError | None = None
+        for attempt in range(1, self.retry.max_attempts + 1):
+            self._wait_for_window()
+            started = time.monotonic()
+            try:
+                with self._lock:
+                    self.stats.requests += 1
+                response = self.session.request(
+                    method, url, params=params, json=json_body, data=data, headers=headers,
+                    timeout=self.timeout,
+                )
+            except requests.exceptions.ConnectionError as exc:
+                # A connect failure means the request never left: safe to retry even a POST.
+                never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or _is_connect_refused(exc)
+                last_error = RetryableError(f"connection failed ({type(exc).__name__})", **where)
+                if not (idempotent or never_sent):
+                    raise last_error from exc
+            except requests.exceptions.Timeout as exc:
+                last_error = RetryableError(f"timed out ({type(exc).__name__})", **where)
+                if not idempotent:
+                    raise last_error from exc
+            except requests.exceptions.RequestException as exc:  # truncated/garbled transfer
+                last_error = RetryableError(f"transfer failed ({type(exc).__name__})", **where)
+                if not idempotent:
+                    raise last_error from exc
+            else:
+                elapsed_ms = int((time.monotonic() - started) * 1000)
+                self._remember_window(response)
+                with self._lock:
+                    self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
+                log.debug(
+                    "%s %s %s -> %s in %d ms (attempt %d)",
+                    self.system, method, where["path"], response.status_code, elapsed_ms, attempt,
+                )
+                ok = ok_status or frozenset(range(200, 300))
+                if response.status_code in ok:
+                    if decode is None:
+                        return response
+                    try:
+                        return decode(response)
+                    except ValueError:
+                        last_error = BadPayloadError("response body is not valid JSON", status=response.status_code, **where)
+                        if not idempotent:
+                            raise last_error
+                else:
+                    error = self._error_for(response, where)
+                    if not isinstance(error, RetryableError):
+                        raise error
+                    if response.status_code != 429 and not idempotent:
+                        raise error
+                    last_error = error
+                    if isinstance(error, RateLimitedError):
+                        if error.retry_after is None or error.retry_after > self.retry.max_wait_s:
+                            raise error
+            if attempt == self.retry.max_attempts:
+                break
+            wait = self._backoff(attempt, last_error)
+            with self._lock:
+                self.stats.retries += 1
+                self.stats.waited_s += wait
+            log.warning(
+                "%s %s %s: %s; retry %d/%d in %.2f s",
+                self.system, method, where["path"], type(last_error).__name__,
+                attempt, self.retry.max_attempts - 1, wait,
+            )
+            self._sleep(wait)
+        assert last_error is not None
+        raise last_error
+
+    def _backoff(self, attempt: int, error: ConnectorError | None) -> float:
+        cap = min(self.retry.backoff_max_s, self.retry.backoff_base_s * (2 ** (attempt - 1)))
+        jitter = self._rng.uniform(0, cap)  # "full jitter": spreads retries of parallel clients
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            # The vendor named the wait: wait that long, plus a little jitter, never less.
+            return error.retry_after + self._rng.uniform(0, min(1.0, cap))
+        return jitter
+
+    def _error_for(self, response: requests.Response, where: dict) -> ConnectorError:
+        status = response.status_code
+        text = _vendor_message(response)
+        if status == 429:
+            wait = self.classify_429(response)
+            return RateLimitedError(text or "rate limited", retry_after=wait, status=status, **where)
+        if status in RETRYABLE_STATUS:
+            return RetryableError(text or "server error", status=status, **where)
+        if status in (401, 403):
+            return AuthError(text or "authentication failed", status=status, **where)
+        if status in (404, 410):
+            return NotFoundError(text or "not found", status=status, **where)
+        if status in (400, 422):
+            return BadRequestError(text or "bad request", status=status, **where)
+        if status >= 500:
+            return RetryableError(text or "server error", status=status, **where)
+        return FatalError(text or "unexpected status", status=status, **where)
+
+    def _default_classify_429(self, response: requests.Response) -> float | None:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            return retry_after
+        reset = _float_header(response.headers, self.rate_limit_headers.reset)
+        if reset is not None:
+            return reset
+        return self.retry.backoff_base_s
+
+    # -- pacing by the vendor's own headers -----------------------------------------------
+
+    def _remember_window(self, response: requests.Response) -> None:
+        remaining = _float_header(response.headers, self.rate_limit_headers.remaining)
+        reset = _float_header(response.headers, self.rate_limit_headers.reset)
+        if remaining is not None and reset is not None and remaining <= 0:
+            with self._lock:
+                self._not_before = max(self._not_before, time.monotonic() + reset)
+
+    def _wait_for_window(self) -> None:
+        with self._lock:
+            wait = self._not_before - time.monotonic()
+        if wait > 0:
+            with self._lock:
+                self.stats.waited_s += wait
+            log.info("%s: rate-limit window used up, waiting %.2f s", self.system, wait)
+            self._sleep(wait)
+
+
+def _decode_json(response: requests.Response) -> Any:
+    if not response.content:
+        raise ValueError("empty body")
+    return json.loads(response.content)
+
+
+def _is_connect_refused(exc: Exception) -> bool:
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text
+
+
+def _vendor_message(response: requests.Response) -> str:
+    """The vendor's short error text, if the body is a JSON error envelope. Capped so a huge or
+    hostile body cannot flood logs."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("error", "message", "error_description"):
+            value = body.get(key)
+            if isinstance(value, str):
+                return value[:200]
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return value["message"][:200]
+    return ""

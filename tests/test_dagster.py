@@ -1,0 +1,82 @@
+"""The Dagster code location: the nightly job runs end to end and leaks no personal data."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+from dagster import DagsterInstance
+
+from pipelines.definitions import defs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def personal_strings(sandbox) -> set[str]:
+    """Every email, phone and full name the sandbox's Pipedrive holds."""
+    out = set()
+    for rid in sandbox.pipedrive.live_ids("persons"):
+        p = sandbox.pipedrive.get("persons", rid)
+        for item in (p.get("emails") or []) + (p.get("phones") or []):
+            if isinstance(item, dict) and isinstance(item.get("value"), str) and len(item["value"].strip()) > 5:
+                out.add(item["value"].strip())
+        if isinstance(p.get("name"), str) and " " in p["name"]:
+            out.add(p["name"])
+    return out
+
+
+def test_schedule_and_job_are_defined():
+    schedule = defs.resolve_schedule_def("nightly_sync_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Helsinki"
+    assert schedule.job_name == "nightly_sync"
+    job = defs.resolve_job_def("nightly_sync")
+    assert job.tags.get("register/job") == "nightly_sync"
+
+
+def test_nightly_sync_in_process_publishes_and_keeps_pii_out_of_events(pipedrive_env, sandbox, tmp_path):
+    instance = DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("nightly_sync").execute_in_process(instance=instance)
+    assert result.success
+    wh = Path(os.environ["WAREHOUSE_PATH"])
+    con = duckdb.connect(str(wh), read_only=True)
+    persons = con.execute("SELECT count(*) FROM persons").fetchone()[0]
+    con.close()
+    assert persons > 0
+    mats = {
+        tuple(e.asset_key.path): e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert mats[("persons",)]["rows"].value == persons
+    assert mats[("raw_pipedrive", "persons")]["rows"].value == len(sandbox.pipedrive.live_ids("persons"))
+    logs = "\n".join(str(e) for e in instance.all_logs(result.run_id))
+    leaked = [s for s in personal_strings(sandbox) if s in logs]
+    assert not leaked, f"{len(leaked)} personal strings in Dagster's event log"
+
+
+def test_nightly_sync_from_the_command_line_like_the_demo(pipedrive_env, sandbox, tmp_path):
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copy(REPO / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    env = dict(os.environ, DAGSTER_HOME=str(home))
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "pipelines.definitions", "-j", "nightly_sync"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Path(os.environ["WAREHOUSE_PATH"]).exists()
+    instance = DagsterInstance.from_config(str(home))
+    runs = instance.get_runs()
+    assert len(runs) == 1 and runs[0].job_name == "nightly_sync" and runs[0].is_success
+    # Nothing Dagster stored (run storage, event logs, compute logs) holds personal data.
+    secrets = personal_strings(sandbox)
+    for path in home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for s in secrets:
+                assert s.encode() not in data, f"personal data in {path.relative_to(home)}"
+    assert secrets
+    output = proc.stdout + proc.stderr
+    assert not [s for s in secrets if s in output]
