@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -26,8 +27,9 @@ from assets.warehouse import normalize
 
 log = logging.getLogger("assets.warehouse")
 
-SYSTEMS = ("pipedrive",)
+SQL_DIR = resources.files("assets.warehouse") / "sql"
 MAX_LINK_ITERATIONS = 50
+SYSTEM_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
 @dataclass
@@ -39,17 +41,64 @@ class BuildResult:
 
 
 def _run_sql_file(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    text = (resources.files("assets.warehouse") / "sql" / name).read_text(encoding="utf-8")
-    con.execute(text)
+    con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
+
+
+def discover_systems(raw_dir: str | Path) -> list[str]:
+    """Systems with a raw store. Names become schema names, so only plain identifiers count."""
+    if not Path(raw_dir).is_dir():
+        return []
+    found = sorted(p.stem for p in Path(raw_dir).glob("*.duckdb"))
+    for odd in [name for name in found if not SYSTEM_NAME.fullmatch(name)]:
+        log.warning("ignoring a raw store whose name is not a system name (%d characters)", len(odd))
+    return [name for name in found if SYSTEM_NAME.fullmatch(name)]
+
+
+# Column contract of every system's staging.<system>_persons (see sql/staging_pipedrive.sql).
+PERSON_COLUMNS = (
+    "system", "record_kind", "record_id", "name", "first_name", "last_name", "job_title",
+    "emails", "phones", "organization", "business_id", "marketing_status", "updated_at",
+)
+LINK_COLUMNS = ("person_record_kind", "person_record_id", "record_kind", "record_id", "updated_at")
+
+
+def _union_staging(con: duckdb.DuckDBPyConnection, systems: list[str]) -> None:
+    """staging.source_persons and staging.person_links: the union of every system's
+    staging.<system>_persons and staging.<system>_person_links (each optional)."""
+    present = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging'"
+    ).fetchall()}
+    persons = [f"SELECT {', '.join(PERSON_COLUMNS)} FROM staging.{s}_persons" for s in systems if f"{s}_persons" in present]
+    links = [
+        f"SELECT '{s}' AS system, {', '.join(LINK_COLUMNS)} FROM staging.{s}_person_links"
+        for s in systems if f"{s}_person_links" in present
+    ]
+    empty_persons = (
+        "SELECT NULL::VARCHAR system, NULL::VARCHAR record_kind, NULL::VARCHAR record_id, NULL::VARCHAR name, "
+        "NULL::VARCHAR first_name, NULL::VARCHAR last_name, NULL::VARCHAR job_title, NULL::VARCHAR[] emails, "
+        "NULL::VARCHAR[] phones, NULL::VARCHAR organization, NULL::VARCHAR business_id, "
+        "NULL::VARCHAR marketing_status, NULL::TIMESTAMPTZ updated_at WHERE false"
+    )
+    empty_links = (
+        "SELECT NULL::VARCHAR system, NULL::VARCHAR person_record_kind, NULL::VARCHAR person_record_id, "
+        "NULL::VARCHAR record_kind, NULL::VARCHAR record_id, NULL::TIMESTAMPTZ updated_at WHERE false"
+    )
+    con.execute(f"CREATE TABLE staging.source_persons AS {' UNION ALL '.join(persons) or empty_persons}")
+    con.execute(f"CREATE TABLE staging.person_links AS {' UNION ALL '.join(links) or empty_links}")
 
 
 def build_warehouse(
     raw_dir: str | Path,
     warehouse_path: str | Path,
     *,
-    systems: Iterable[str] = SYSTEMS,
+    systems: Iterable[str] | None = None,
     run_id: str = "",
 ) -> BuildResult:
+    """Build from the raw stores of ``systems`` (default: every ``<system>.duckdb`` in
+    ``raw_dir``; a named system without a raw store is an error)."""
+    systems = sorted(systems) if systems is not None else discover_systems(raw_dir)
+    if not systems:
+        raise FileNotFoundError(f"no raw stores in {raw_dir}: run a raw sync first")
     target = Path(warehouse_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = target.with_name(f"{target.name}.building-{os.getpid()}")
@@ -59,12 +108,15 @@ def build_warehouse(
     con = duckdb.connect(str(work))
     try:
         normalize.register(con)
+        con.execute("CREATE SCHEMA staging")
         for system in systems:
             _copy_raw(con, raw_dir, system, result)
-        _run_sql_file(con, "10_staging_pipedrive.sql")
-        _run_sql_file(con, "20_person_identifiers.sql")
+            if (SQL_DIR / f"staging_{system}.sql").is_file():
+                _run_sql_file(con, f"staging_{system}.sql")
+        _union_staging(con, systems)
+        _run_sql_file(con, "person_identifiers.sql")
         result.link_iterations = link_by_email(con)
-        _run_sql_file(con, "40_persons.sql")
+        _run_sql_file(con, "persons.sql")
         con.execute(
             "CREATE TABLE _build AS SELECT ?::TIMESTAMPTZ AS built_at, ? AS run_id, ?::VARCHAR[] AS systems",
             [datetime.now(timezone.utc), run_id, list(systems)],

@@ -1,7 +1,5 @@
 -- Every identifier of every person-like source record, raw and normalised.
-CREATE OR REPLACE TABLE staging.source_persons AS
-SELECT * FROM staging.pipedrive_persons;
-
+-- Input: staging.source_persons (the union of every system's staging.<system>_persons).
 CREATE OR REPLACE TABLE person_identifiers AS
 WITH src AS (SELECT * FROM staging.source_persons)
 SELECT system, record_kind, record_id, 'email' AS kind, value AS value_raw, normalize_email(value) AS value_norm

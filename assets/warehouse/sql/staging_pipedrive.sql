@@ -1,5 +1,4 @@
 -- Staging for Pipedrive: one row per person-like record, and the records that point at a person.
-CREATE SCHEMA IF NOT EXISTS staging;
 
 CREATE OR REPLACE TABLE staging.pipedrive_persons AS
 SELECT
@@ -13,6 +12,7 @@ SELECT
     coalesce(p.emails, []) AS emails,
     coalesce(p.phones, []) AS phones,
     o.name AS organization,
+    CAST(NULL AS VARCHAR) AS business_id,
     p.marketing_status,
     p.update_time AS updated_at
 FROM raw_pipedrive.persons AS p
@@ -20,11 +20,11 @@ LEFT JOIN raw_pipedrive.organizations AS o ON o.id = p.org_id;
 
 -- Records about a person by Pipedrive's own reference (person_id, activity participants).
 CREATE OR REPLACE TABLE staging.pipedrive_person_links AS
-SELECT CAST(person_id AS VARCHAR) AS person_record_id, 'deal' AS record_kind, CAST(id AS VARCHAR) AS record_id,
-       update_time AS updated_at
+SELECT 'person' AS person_record_kind, CAST(person_id AS VARCHAR) AS person_record_id, 'deal' AS record_kind,
+       CAST(id AS VARCHAR) AS record_id, update_time AS updated_at
 FROM raw_pipedrive.deals WHERE person_id IS NOT NULL
 UNION ALL
-SELECT CAST(pid AS VARCHAR), 'activity', CAST(id AS VARCHAR), update_time
+SELECT 'person', CAST(pid AS VARCHAR), 'activity', CAST(id AS VARCHAR), update_time
 FROM (
     SELECT id, update_time,
            unnest(list_distinct(list_concat(coalesce(participant_person_ids, []),
@@ -32,5 +32,5 @@ FROM (
     FROM raw_pipedrive.activities
 )
 UNION ALL
-SELECT CAST(person_id AS VARCHAR), 'note', CAST(id AS VARCHAR), update_time
+SELECT 'person', CAST(person_id AS VARCHAR), 'note', CAST(id AS VARCHAR), update_time
 FROM raw_pipedrive.notes WHERE person_id IS NOT NULL;

@@ -5,9 +5,10 @@ SELECT c.person_id, s.system, s.record_kind, s.record_id, c.rule, CAST(1.0 AS DO
 FROM staging.source_persons AS s
 JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id
 UNION ALL
-SELECT c.person_id, 'pipedrive', l.record_kind, l.record_id, 'pipedrive:person_id', 1.0, l.updated_at
-FROM staging.pipedrive_person_links AS l
-JOIN staging.person_components AS c ON c.record_key = 'pipedrive:person:' || l.person_record_id;
+SELECT c.person_id, l.system, l.record_kind, l.record_id, l.system || ':' || l.person_record_kind || '_id', 1.0, l.updated_at
+FROM staging.person_links AS l
+JOIN staging.person_components AS c
+  ON c.record_key = l.system || ':' || l.person_record_kind || ':' || l.person_record_id;
 
 CREATE OR REPLACE TABLE persons AS
 WITH keyed AS (
