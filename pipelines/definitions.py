@@ -8,7 +8,8 @@ from assets.warehouse.assets import warehouse
 
 nightly_sync = define_asset_job(
     "nightly_sync",
-    selection=AssetSelection.assets(raw_pipedrive, warehouse),
+    # Every asset: each system's raw sync, then the warehouse build that depends on them all.
+    selection=AssetSelection.all(),
     description="Pull every system into its raw store, rebuild the warehouse and publish it.",
     tags={"register/job": "nightly_sync"},
 )
