@@ -75,8 +75,9 @@ class SandboxProcess:
 
 
 def run_child(args: list[str], env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", *args], env=dict(os.environ, **env), check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", *args], env=dict(os.environ, **env), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark step {args[0]} failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
