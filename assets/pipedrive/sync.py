@@ -90,8 +90,7 @@ def _sync_entity(client, store, entity, fields, *, reconcile_every, max_delete_s
     started = clock()
     full = state.cursor is None
     res = EntityResult(entity, mode="full" if full else "incremental")
-    if full:
-        store.con.execute("CREATE OR REPLACE TEMP TABLE _seen_ids (id BIGINT)")
+    seen_ids: list[int] = []  # full walk only: ids are small, the records are not kept
     for page in client.iter_pages(entity, state.cursor):
         now = clock()
         rows, deleted, issues, rejects = [], [], [], []
@@ -117,9 +116,7 @@ def _sync_entity(client, store, entity, fields, *, reconcile_every, max_delete_s
         if cursor is not None:
             state.cursor = cursor
         if full:
-            ids = [r["id"] for r in rows]
-            if ids:
-                store.con.execute("INSERT INTO _seen_ids SELECT unnest(?::BIGINT[])", [ids])
+            seen_ids.extend(r["id"] for r in rows)
         res.pages += 1
         res.received += page.raw_count
         res.upserted += len(rows)
@@ -128,9 +125,7 @@ def _sync_entity(client, store, entity, fields, *, reconcile_every, max_delete_s
         res.rejects += len(rejects)
     if full:
         # A complete walk saw every live id: anything else in the table is gone at the source.
-        res.reconciled_deleted = store.reconcile(
-            spec, [_drain(store, "_seen_ids")], now=started, max_delete_share=max_delete_share
-        )
+        res.reconciled_deleted = store.reconcile(spec, [seen_ids], now=started, max_delete_share=max_delete_share)
         res.reconciled = True
         store.mark(entity, last_full_sync_at=started)
     elif state.last_reconciled_at is None or clock() - state.last_reconciled_at >= reconcile_every:
@@ -145,9 +140,3 @@ def _sync_entity(client, store, entity, fields, *, reconcile_every, max_delete_s
         entity, res.mode, res.pages, res.upserted, res.deleted, res.reconciled_deleted, res.issues, res.rejects,
     )
     return res
-
-
-def _drain(store: RawStore, table: str) -> list[int]:
-    ids = [r[0] for r in store.con.execute(f"SELECT DISTINCT id FROM {table}").fetchall()]
-    store.con.execute(f"DROP TABLE {table}")
-    return ids
