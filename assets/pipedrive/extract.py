@@ -152,16 +152,20 @@ class _Reader:
             self.problem(f"{key} is not a timestamp")
         return parsed
 
-    def contact_values(self, key: str) -> list[str]:
-        """``emails``/``phones``: a list of {value, primary, label} (or of plain strings)."""
+    def _list(self, key: str) -> list:
+        """The field as a list: [] when absent or null, [] and a problem when not a list."""
         value = self.r.get(key)
         if value is None:
             return []
         if not isinstance(value, list):
             self.problem(f"{key} is not a list")
             return []
+        return value
+
+    def contact_values(self, key: str) -> list[str]:
+        """``emails``/``phones``: a list of {value, primary, label} (or of plain strings)."""
         out = []
-        for item in value:
+        for item in self._list(key):
             raw = item.get("value") if isinstance(item, dict) else item
             if raw is None or raw == "":
                 continue
@@ -179,14 +183,8 @@ class _Reader:
         return None
 
     def int_list(self, key: str, item_key: str | None = None) -> list[int]:
-        value = self.r.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(f"{key} is not a list")
-            return []
         out = []
-        for item in value:
+        for item in self._list(key):
             if item_key is not None and isinstance(item, dict):
                 item = item.get(item_key)
             if isinstance(item, int) and not isinstance(item, bool):
@@ -196,14 +194,8 @@ class _Reader:
         return out
 
     def text_list(self, key: str, item_key: str) -> list[str]:
-        value = self.r.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(f"{key} is not a list")
-            return []
         out = []
-        for item in value:
+        for item in self._list(key):
             raw = item.get(item_key) if isinstance(item, dict) else None
             if isinstance(raw, str) and raw:
                 out.append(clean_text(raw)[0])
