@@ -264,6 +264,16 @@ class PipedriveClient:
             items.extend(page.records)
         return items
 
+    def linked_to_person(self, entity: str, person_id: int) -> list[dict]:
+        """The person's deals or activities (v2 list filtered by ``person_id``), e.g. to erase
+        or export what hangs off a person."""
+        if entity not in ("deals", "activities"):
+            raise ValueError("linked_to_person lists deals or activities")
+        params = {"person_id": str(person_id), "limit": str(self.page_limit)}
+        if entity == "deals":
+            params["status"] = "open,won,lost"
+        return [r for page in self._walk_v2(ENDPOINTS[entity].path, params) for r in page.records]
+
     def notes_for_person(self, person_id: int) -> list[dict]:
         return self._v1_list(lambda p: self.v1.notes.get_all_notes(params=p), {"person_id": person_id})
 

@@ -261,3 +261,33 @@ def test_v1_client_goes_through_the_shared_http_layer(sandbox, client):
     if person:
         assert all(n["person_id"] == person for n in client.notes_for_person(person))
     assert client.http.stats.requests > before
+
+
+def test_write_operations_for_erasure_and_ban(sandbox, client):
+    pd = sandbox.pipedrive
+    person = client.create("persons", {"name": "Kielto Testinen", "emails": [{"value": "kielto.testinen@example.fi"}]})
+    pid = person["id"]
+    # Marketing ban: set and read back.
+    assert client.set_marketing_status(pid, "unsubscribed") == "unsubscribed"
+    assert pd.get("persons", pid)["marketing_status"] == "unsubscribed"
+    # Without the Campaigns add-on Pipedrive ignores the field silently; the read-back tells.
+    other = client.create("persons", {"name": "Toinen Testinen", "emails": [{"value": "toinen@example.fi"}]})
+    pd.campaigns_enabled = False
+    assert client.set_marketing_status(other["id"], "unsubscribed") != "unsubscribed"
+    pd.campaigns_enabled = True
+    # Labels and field masking.
+    client.update("persons", pid, {"label_ids": [], "name": "Poistettu", "emails": [{"value": "erased-1@invalid.example"}]})
+    assert pd.get("persons", pid)["name"] == "Poistettu"
+    # What hangs off a person can be found and removed.
+    with_deals = next(p for p in sorted(pd.live_ids("persons"))
+                      if client.linked_to_person("deals", p) and client.notes_for_person(p))
+    deals = client.linked_to_person("deals", with_deals)
+    assert {d["person_id"] for d in deals} == {with_deals}
+    for note in client.notes_for_person(with_deals):
+        client.delete("notes", note["id"])
+    assert client.notes_for_person(with_deals) == []
+    client.delete("persons", pid)
+    assert pid not in pd.live_ids("persons")
+    # Search finds by email without the term ever reaching our logs.
+    hits = client.search_persons("toinen@example.fi", exact_match=True, fields="email")
+    assert [h["item"]["id"] for h in hits] == [other["id"]]
