@@ -207,11 +207,13 @@ class PipedriveClient:
             pagination = ((body.get("additional_data") or {}).get("pagination") or {})
             if not pagination.get("more_items_in_collection") or not records:
                 return
-            last = parse_time(records[-1].get("update_time"))
-            if last is None:
-                raise BadPayloadError("v1 record without a readable update_time", system=SYSTEM, path=endpoint.path)
-            if since is not None and last == since:
-                start += len(records)
+            # The newest time on the page, not the last record's: a page may repeat records.
+            # Records without a readable time are stored (and reported) by the sync; paging
+            # then falls back to the offset.
+            times = [parse_time(r.get("update_time")) for r in records if isinstance(r, dict)]
+            last = max((t for t in times if t is not None), default=None)
+            if last is None or (since is not None and last <= since):
+                start += len({r.get("id") for r in records if isinstance(r, dict)})
             else:
                 since, start = last, 0
 

@@ -16,6 +16,10 @@ from email.message import Message
 from typing import Any
 
 ALL_KINDS = ("429", "5xx", "slow", "drop", "truncate", "malformed")
+# Page faults: a 200 whose list overlaps the previous page ("shift": the page starts a few
+# records early) or repeats records within itself ("duplicate"). Only list endpoints that
+# read ``Request.page_fault`` honour them; elsewhere they change nothing.
+PAGE_KINDS = ("shift", "duplicate")
 
 
 class ApiError(Exception):
@@ -38,6 +42,7 @@ class Request:
     route: str = ""  # "METHOD template", the key used in stats
     params: dict[str, str] = field(default_factory=dict)
     token: str | None = None  # set by the auth hook
+    page_fault: str | None = None  # "shift" or "duplicate": see PAGE_KINDS
 
     def json(self) -> Any:
         if not self.body:
@@ -135,9 +140,9 @@ class FaultPlan:
 
     def set(self, rate: float, kinds: Sequence[str] = ALL_KINDS, seed: int = 1, burst: int = 1) -> None:
         kinds = tuple(kinds)
-        unknown = set(kinds) - set(ALL_KINDS)
+        unknown = set(kinds) - set(ALL_KINDS) - set(PAGE_KINDS)
         if unknown or not kinds:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {ALL_KINDS}")
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {ALL_KINDS + PAGE_KINDS}")
         if not 0.0 <= rate <= 1.0 or burst < 1:
             raise ValueError("rate must be in [0, 1] and burst >= 1")
         with self._lock:

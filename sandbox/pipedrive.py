@@ -68,6 +68,9 @@ def _int_param(q: dict[str, str], name: str) -> int | None:
         raise _bad(f"Parameter '{name}' must be an integer") from None
 
 
+PAGE_FAULT_OVERLAP = 3  # records a shifted or duplicated page repeats
+
+
 def _encode_cursor(obj: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -423,8 +426,12 @@ class PipedriveImitation(Imitation):
                 raise _bad("Invalid cursor for this sort_by/sort_direction")
             if direction == "asc":
                 lo = max(lo, bisect_right(keys, (value, cid)))
+                if req.page_fault == "shift":  # at-least-once paging: overlap the previous page
+                    lo = max(0, lo - PAGE_FAULT_OVERLAP)
             else:
                 hi = min(hi, bisect_left(keys, (value, cid)))
+                if req.page_fault == "shift":
+                    hi = min(len(keys), hi + PAGE_FAULT_OVERLAP)
 
         data = self._data[entity]
         page: list[tuple[Any, int, dict]] = []
@@ -453,8 +460,10 @@ class PipedriveImitation(Imitation):
                 break
             page.append((value, rid, rec))
 
-        body: dict[str, Any] = {"success": True,
-                                "data": [self._render(entity, r, include, custom_keys) for _, _, r in page]}
+        data = [self._render(entity, r, include, custom_keys) for _, _, r in page]
+        if req.page_fault == "duplicate":  # the same records twice within one page
+            data = data + data[:PAGE_FAULT_OVERLAP]
+        body: dict[str, Any] = {"success": True, "data": data}
         if more:
             value, rid, _ = page[-1]
             body["additional_data"] = {"next_cursor": _encode_cursor(
@@ -688,7 +697,10 @@ class PipedriveImitation(Imitation):
             for field, desc in reversed(sort):  # stable sorts, least significant key first
                 ids.sort(key=lambda i: _sort_value(notes[i], i, field), reverse=desc)
             self._notes_cache = (key, version, ids)
-        page = [self._note_out(self._data["notes"][i]) for i in ids[start:start + limit]]
+        first = max(0, start - PAGE_FAULT_OVERLAP) if req.page_fault == "shift" else start
+        page = [self._note_out(self._data["notes"][i]) for i in ids[first:start + limit]]
+        if req.page_fault == "duplicate":
+            page = page + page[:PAGE_FAULT_OVERLAP]
         return self._ok_v1(page, self._pagination(start, limit, len(ids)))
 
     def _note_changes(self, body: dict) -> dict[str, Any]:

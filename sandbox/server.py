@@ -20,7 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .base import ALL_KINDS, ApiError, FaultPlan, Imitation, Request, Response, Router, Stats, json_response
+from .base import ALL_KINDS, PAGE_KINDS, ApiError, FaultPlan, Imitation, Request, Response, Router, Stats, json_response
+from .google import GoogleImitation
+from .netvisor import NetvisorImitation
 from .pipedrive import PipedriveImitation
 from .world import World
 
@@ -30,7 +32,8 @@ __all__ = ["Sandbox", "Imitation", "Router", "Stats", "FaultPlan", "Request", "R
 
 # system name -> factory(world) -> Imitation. Future systems (google, netvisor) add theirs here
 # (and a property on Sandbox, like `pipedrive`; other names resolve through __getattr__).
-SYSTEMS: dict[str, Callable[[World], Imitation]] = {"pipedrive": PipedriveImitation}
+SYSTEMS: dict[str, Callable[[World], Imitation]] = {"pipedrive": PipedriveImitation, "google": GoogleImitation,
+                                                   "netvisor": NetvisorImitation}
 
 GATEWAY_PAGE = (
     "<html><head><title>{code} {reason}</title></head><body><center><h1>{code} {reason}</h1></center>"
@@ -124,7 +127,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(json_response(500, {"success": False, "error": f"sandbox error: {type(exc).__name__}"}))
 
     def _fault(self, imitation: Imitation, req: Request, kind: str, status: int) -> None:
-        if kind == "slow":
+        if kind in PAGE_KINDS:
+            req.page_fault = kind
+            self._write(imitation.dispatch(req))
+        elif kind == "slow":
             time.sleep(imitation.slow_seconds)
             self._write(imitation.dispatch(req))  # late but real: a timed-out write may have happened
         elif kind == "429":
