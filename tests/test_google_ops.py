@@ -1,0 +1,111 @@
+"""find / export / erase / ban for one address against the Google sandbox, verified by reading back."""
+
+import email
+
+import pytest
+
+from connectors.google_workspace import SCOPES_WRITE
+from connectors.google_workspace_ops import ban, erase, export, find
+from tests.test_google_sync import make_google_client
+
+
+def busiest_address(g) -> str:
+    """An external address that appears in mail, a meeting, a shared file and a contact, if any."""
+    counts: dict[str, int] = {}
+    for box in g.people.values():
+        for p in box["connections"].values():
+            for e in p.get("emailAddresses", []):
+                counts[e["value"].lower()] = counts.get(e["value"].lower(), 0) + 1
+    for cal in g.cal.values():
+        for ev in cal["events"].values():
+            for a in ev.get("attendees", [])[1:]:
+                if a["email"].lower() in counts:
+                    counts[a["email"].lower()] += 5
+    return max(counts, key=counts.get)
+
+
+@pytest.fixture
+def client(google_sandbox):
+    return make_google_client(google_sandbox, scopes=SCOPES_WRITE)
+
+
+def plant(g, who: str) -> None:
+    """Make sure the address is everywhere: mail, a meeting, a shared file, a mailing list."""
+    alice = g.user_emails()[0]
+    g.add_message(alice, [("From", f"Testi <{who}>"), ("To", alice), ("Subject", "Hei"), ("Date", "Tue, 3 Nov 2026 10:00:00 +0200")])
+    g.add_message(alice, [("From", alice), ("To", "muu@esimerkki.fi"), ("Cc", who.upper()), ("Subject", "Re: Hei")],
+                  labels=("SPAM",))
+    g.put_event(alice, {"id": "evplant", "summary": "Palaveri", "organizer": {"email": alice},
+                        "attendees": [{"email": alice}, {"email": who}, {"email": "muu@esimerkki.fi"}]})
+    g.put_file(alice, {"id": "fileplant", "name": "x.docx", "content": "sisältö", "permissions": [
+        {"id": "o1", "type": "user", "role": "owner", "emailAddress": alice},
+        {"id": "r1", "type": "user", "role": "reader", "emailAddress": who}]})
+    g.dir_groups[f"uutiskirje@{g.domain}"].add(who)
+
+
+def test_find_and_export(google_sandbox, client, tmp_path):
+    g = google_sandbox.google
+    who = busiest_address(g)
+    plant(g, who)
+    found = find(client, who, mailing_lists=(f"uutiskirje@{g.domain}",))
+    counts = found.counts()
+    assert counts["gmail"] >= 2 and counts["calendar"] >= 1 and counts["drive"] >= 1
+    assert counts["contacts"] >= 1 and counts["groups"] == 1
+    assert any("SPAM" in m["labels"] for m in found.gmail)  # spam and trash are searched too
+    report = export(client, who, tmp_path / "export")
+    emls = list((tmp_path / "export" / "gmail").glob("*.eml"))
+    assert len(emls) == counts["gmail"]
+    parsed = [email.message_from_bytes(p.read_bytes()) for p in emls]
+    assert all(who in (m.get("From", "") + m.get("To", "") + m.get("Cc", "") + m.get("Bcc", "")).lower() for m in parsed)
+    assert (tmp_path / "export" / "drive" / "fileplant.bin").read_bytes() == "sisältö".encode()
+    assert report["notes"]
+    # File names carry ids only.
+    assert not [p for p in (tmp_path / "export").rglob("*") if "@" in p.name]
+
+
+def test_erase_then_nothing_erasable_remains(google_sandbox, client):
+    g = google_sandbox.google
+    who = busiest_address(g)
+    plant(g, who)
+    lists = (f"uutiskirje@{g.domain}",)
+    before = find(client, who, lists)
+    report = erase(client, who, permanent=True, mailing_lists=lists)
+    assert report["done"]["gmail"] == len(before.gmail) > 0
+    after = find(client, who, lists)
+    assert after.erasable() == 0 and not after.gmail and not after.contacts and not after.groups
+    # Meetings keep the other attendees; nobody was mailed.
+    ev = g.cal[g.user_emails()[0]]["events"]["evplant"]
+    assert [a["email"] for a in ev["attendees"]] == [g.user_emails()[0], "muu@esimerkki.fi"]
+    assert g.send_updates and set(g.send_updates) == {"none"}
+    assert [p["id"] for p in g.files["fileplant"]["permissions"]] == ["o1"]
+    # What cannot be erased is reported, not hidden.
+    assert any("Vault" in n for n in report["notes"])
+    assert len([m for m in report["manual"] if "read-only" in m]) == len(before.other_contacts)
+    assert "@" not in repr(report)
+
+
+def test_erase_by_trash_is_reported_as_reversible(google_sandbox, client):
+    g = google_sandbox.google
+    who = busiest_address(g)
+    plant(g, who)
+    report = erase(client, who, permanent=False)
+    after = find(client, who)
+    assert after.gmail and all("TRASH" in m["labels"] for m in after.gmail)
+    assert after.erasable() == 0
+    assert any("trash" in n for n in report["notes"])
+
+
+def test_ban_adds_contacts_to_group_and_leaves_mailing_lists(google_sandbox, client):
+    g = google_sandbox.google
+    who = busiest_address(g)
+    plant(g, who)
+    lists = (f"uutiskirje@{g.domain}",)
+    report = ban(client, who, mailing_lists=lists)
+    assert report["contacts_banned"] >= 1 and not report["unverified"] and report["mailing_lists_left"] == 1
+    assert who not in g.dir_groups[lists[0]]
+    members = [rn for box in g.people.values() for grp in box["groups"].values() if grp["name"] == "Ei markkinointia"
+               for rn in grp["memberResourceNames"]]
+    assert len(members) == report["contacts_banned"]
+    # Banning twice is harmless and still verified.
+    again = ban(client, who, mailing_lists=lists)
+    assert again["contacts_banned"] == report["contacts_banned"] and again["mailing_lists_left"] == 0
