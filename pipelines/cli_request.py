@@ -1,0 +1,229 @@
+"""``contact-register request ...``: the privacy officer's command line for the request register.
+
+    new      open a case (kind, identifiers given, received date)
+    list     open cases; --due shows only overdue and due-soon ones
+    show     one case: identifiers, deadlines, per-system states, approvals, audit trail
+    verify   record how the requester's identity was verified
+    extend   extend the deadline (reason required, at most three months from receipt)
+    approve  record an approval (e.g. of an erasure)
+    close    close a case (its identifiers are deleted; hashes and the audit trail stay)
+
+Identifiers can be given as options or, to keep them out of shell history, as JSON on stdin
+(``--stdin``: ``{"emails": [...], "phones": [...], "name": "...", "organization": "..."}``).
+Exit codes: 0 done, 2 refused (bad input or a state that does not allow it), 3 no such case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from datetime import date
+from typing import Any
+
+from pipelines.register import (
+    CASE_KINDS,
+    CaseNotFound,
+    InvalidIdentifier,
+    RegisterError,
+    open_register,
+    validate_identifiers,
+)
+from pipelines.register.cases import Case
+from pipelines.register.description import load_description
+
+
+def _default_actor() -> str:
+    try:
+        return os.environ.get("REGISTER_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds the ``request`` group to a ``contact-register`` parser's subparsers."""
+    request = subparsers.add_parser("request", help="data-subject request cases (the request register)",
+                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    request.add_argument("--register-url", default=None, help="default: $REGISTER_URL, else data/register.sqlite")
+    request.add_argument("--actor", default=None, help="who acts (default: $REGISTER_ACTOR or the login name)")
+    sub = request.add_subparsers(dest="request_command", required=True)
+
+    new = sub.add_parser("new", help="open a case")
+    new.add_argument("--kind", required=True, choices=CASE_KINDS)
+    new.add_argument("--email", action="append", default=[])
+    new.add_argument("--phone", action="append", default=[])
+    new.add_argument("--name")
+    new.add_argument("--organization")
+    new.add_argument("--stdin", action="store_true", help="read the identifiers as JSON from stdin")
+    new.add_argument("--received", help="date the request arrived (YYYY-MM-DD, default today)")
+    new.add_argument("--note")
+    new.add_argument("--json", action="store_true")
+
+    lst = sub.add_parser("list", help="list cases")
+    lst.add_argument("--all", action="store_true", help="closed cases too")
+    lst.add_argument("--kind", choices=CASE_KINDS)
+    lst.add_argument("--due", action="store_true", help="only overdue and due-soon open cases")
+    lst.add_argument("--soon-days", type=int, default=7)
+    lst.add_argument("--json", action="store_true")
+
+    show = sub.add_parser("show", help="show one case")
+    show.add_argument("case_id")
+    show.add_argument("--json", action="store_true")
+
+    verify = sub.add_parser("verify", help="record the identity verification")
+    verify.add_argument("case_id")
+    verify.add_argument("--method", required=True, help="how the identity was verified")
+
+    extend = sub.add_parser("extend", help="extend the deadline")
+    extend.add_argument("case_id")
+    extend.add_argument("--until", required=True, help="new due date YYYY-MM-DD")
+    extend.add_argument("--reason", required=True)
+
+    approve = sub.add_parser("approve", help="record an approval")
+    approve.add_argument("case_id")
+    approve.add_argument("--action", required=True, help="what is approved, e.g. erasure or export")
+    approve.add_argument("--note")
+
+    close = sub.add_parser("close", help="close a case")
+    close.add_argument("case_id")
+    close.add_argument("--outcome", required=True)
+    close.add_argument("--force", action="store_true", help="close although systems are still open")
+    request.set_defaults(func=run)
+    return request
+
+
+register = add_parser  # the name pipelines/cli.py calls for every command group
+
+
+def _case_json(case: Case, *, full: bool) -> dict:
+    out = case.summary()
+    out.update(original_due_on=case.original_due_on, extension_reason=case.extension_reason,
+               verified_method=case.verified_method, verified_by=case.verified_by, verified_at=case.verified_at,
+               created_by=case.created_by, closed_at=case.closed_at, outcome=case.outcome,
+               export_file=case.export_file, export_sha256=case.export_sha256,
+               export_expires_at=case.export_expires_at)
+    if full:
+        out["identifiers"] = [{"kind": k, "value": v} for k, v, _ in case.identifiers]
+        out["systems"] = {s: vars(st) for s, st in case.systems.items()}
+        out["approvals"] = [{"action": a, "by": b, "at": t, "note": n} for a, b, t, n in case.approvals]
+        out["audit"] = case.audit
+    return out
+
+
+def _print_case(case: Case) -> None:
+    print(f"case {case.case_id}  {case.kind}  {case.status}")
+    print(f"  received {case.received_on}  due {case.due_on}"
+          + (f" (extended from {case.original_due_on}: {case.extension_reason})" if case.due_on != case.original_due_on else ""))
+    if case.possibly_chargeable:
+        print("  FLAG: another access request within 12 months (possibly chargeable)")
+    print(f"  verified: {case.verified_method} by {case.verified_by} at {case.verified_at}" if case.verified
+          else "  verified: not yet")
+    for kind, value, _ in case.identifiers:
+        print(f"  {kind}: {value}")
+    for system, st in case.systems.items():
+        extra = ", ".join(x for x in (
+            f"{st.records} records" if st.records is not None else "", st.detail or "",
+            f"error: {st.error}" if st.error else "", f"until {st.held_until}" if st.held_until else "") if x)
+        print(f"  system {system}: {st.state}" + (f" ({extra})" if extra else ""))
+    for action, by, at, note in case.approvals:
+        print(f"  approved {action} by {by} at {at}" + (f": {note}" if note else ""))
+    if case.export_file:
+        print(f"  export {case.export_file} sha256 {case.export_sha256} expires {case.export_expires_at}")
+    if case.closed_at:
+        print(f"  closed {case.closed_at}: {case.outcome}")
+    for row in case.audit:
+        print(f"  [{row['seq']}] {row['at']} {row['actor']} {row['action']} {json.dumps(row['detail'], ensure_ascii=False)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    actor = args.actor or _default_actor()
+    try:
+        register = open_register(args.register_url)
+    except (ValueError, OSError) as exc:
+        print(f"error: cannot open the request register: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, register, actor)
+    except InvalidIdentifier as exc:
+        print(f"error: {exc}; no case was created", file=sys.stderr)
+        return 2
+    except CaseNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except RegisterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        register.close()
+
+
+def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
+    cmd = args.request_command
+    if cmd == "new":
+        given: dict[str, Any] = {"emails": args.email, "phones": args.phone, "name": args.name,
+                                 "organization": args.organization}
+        if args.stdin:
+            try:
+                data = json.loads(sys.stdin.read())
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidIdentifier("stdin: not valid JSON") from None
+            if not isinstance(data, dict):
+                raise InvalidIdentifier("stdin: expected a JSON object")
+            given = {k: data.get(k) for k in ("emails", "phones", "name", "organization")}
+        identifiers = validate_identifiers(**given)
+        systems = [p["system"] for p in load_description()["processors"]]
+        case = register.new_case(args.kind, identifiers, actor=actor, received_on=args.received, note=args.note,
+                                 systems=systems)
+        if args.json:
+            print(json.dumps(_case_json(case, full=False)))
+        else:
+            print(case.case_id)
+            print(f"due {case.due_on}" + ("; FLAG: possibly chargeable (second access request within 12 months)"
+                                          if case.possibly_chargeable else ""), file=sys.stderr)
+        return 0
+    if cmd == "list":
+        if args.due:
+            groups = register.due(today=date.today(), soon_days=args.soon_days)
+            rows = [("overdue", c) for c in groups["overdue"]] + [("due soon", c) for c in groups["due_soon"]]
+        else:
+            rows = [("", c) for c in register.list_cases(status=None if args.all else "open", kind=args.kind)]
+        if args.json:
+            print(json.dumps([dict(_case_json(c, full=False), due_state=label or None) for label, c in rows]))
+        else:
+            for label, c in rows:
+                flags = " chargeable?" if c.possibly_chargeable else ""
+                flags += " unverified" if not c.verified and c.status == "open" else ""
+                print(f"{c.case_id}  {c.kind:<13} {c.status:<6} due {c.due_on}  {label}{flags}".rstrip())
+        return 0
+    if cmd == "show":
+        case = register.get(args.case_id, with_audit=True)
+        if args.json:
+            print(json.dumps(_case_json(case, full=True), ensure_ascii=False))
+        else:
+            _print_case(case)
+        return 0
+    if cmd == "verify":
+        case = register.verify(args.case_id, method=args.method, actor=actor)
+    elif cmd == "extend":
+        case = register.extend(args.case_id, new_due_on=args.until, reason=args.reason, actor=actor)
+    elif cmd == "approve":
+        case = register.approve(args.case_id, action=args.action, actor=actor, note=args.note)
+    elif cmd == "close":
+        case = register.close_case(args.case_id, outcome=args.outcome, actor=actor, force=args.force)
+    else:  # pragma: no cover - argparse rejects unknown commands
+        return 2
+    print(f"{case.case_id}: {cmd} recorded (due {case.due_on}, {case.status})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="contact-register")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

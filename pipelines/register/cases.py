@@ -1,0 +1,478 @@
+"""Cases of the request register: intake, verification, deadlines, per-system states,
+approvals, export records, closing, and the audit trail that records every one of them.
+
+Every public method runs in one transaction that also appends its audit row, so an action is
+either recorded completely or not at all. Audit details carry ids, dates, counts and states,
+never the identifiers themselves.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from pipelines.register.identifiers import Identifiers
+from pipelines.register.store import _KINDS, _STATES, Backend, Tx, open_backend
+
+CASE_KINDS = _KINDS
+SYSTEM_STATES = _STATES
+KIND_PREFIX = {"access": "ACC", "erasure": "ERA", "restriction": "RES", "objection": "OBJ", "rectification": "REC"}
+ANSWER_MONTHS = 1  # GDPR art. 12(3): one month ...
+MAX_MONTHS = 3  # ... extendable by two further months
+FREE_ACCESS_DAYS = 365  # privacy notice: an access request is free once a year
+OPEN_SYSTEM_STATES = ("pending", "manual_open")
+MAX_NOTE = 2000
+
+
+class RegisterError(Exception):
+    """A request the register refuses (wrong state, bad date, missing reason ...)."""
+
+
+class CaseNotFound(RegisterError):
+    pass
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day ``months`` later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _text(value: Any, what: str, *, required: bool = True, limit: int = MAX_NOTE) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise RegisterError(f"{what} is required")
+        return None
+    if not isinstance(value, str):
+        raise RegisterError(f"{what} must be text")
+    if len(value) > limit:
+        raise RegisterError(f"{what} is too long (at most {limit} characters)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RegisterError(f"{what} is not valid Unicode") from None
+    return value.strip()
+
+
+def _day(value: date | str | None, what: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise RegisterError(f"{what} must be a date YYYY-MM-DD") from None
+
+
+@dataclass
+class SystemState:
+    system: str
+    state: str
+    records: int | None
+    detail: str | None
+    error: str | None
+    held_until: str | None
+    updated_at: str
+    updated_by: str
+
+
+@dataclass
+class Case:
+    case_id: str
+    kind: str
+    status: str
+    received_on: str
+    original_due_on: str
+    due_on: str
+    extension_reason: str | None
+    verified_method: str | None
+    verified_by: str | None
+    verified_at: str | None
+    possibly_chargeable: bool
+    created_at: str
+    created_by: str
+    closed_at: str | None
+    outcome: str | None
+    export_file: str | None
+    export_sha256: str | None
+    export_bytes: int | None
+    export_expires_at: str | None
+    identifiers: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, value, value_norm)
+    systems: dict[str, SystemState] = field(default_factory=dict)
+    approvals: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    audit: list[dict] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
+
+    def identifiers_obj(self) -> Identifiers:
+        raw: dict[str, list[str]] = {}
+        emails, phones, name, org = [], [], None, None
+        for kind, value, norm in self.identifiers:
+            raw.setdefault(kind, []).append(value)
+            if kind == "email":
+                emails.append(norm)
+            elif kind == "phone":
+                phones.append(norm)
+            elif kind == "name":
+                name = value
+            elif kind == "organization":
+                org = value
+        return Identifiers(tuple(emails), tuple(phones), name, org, raw)
+
+    def summary(self) -> dict:
+        """The case without identifiers: safe for logs, Dagster metadata and listings."""
+        return {
+            "case_id": self.case_id, "kind": self.kind, "status": self.status, "received_on": self.received_on,
+            "due_on": self.due_on, "extended": self.due_on != self.original_due_on,
+            "verified": self.verified, "possibly_chargeable": self.possibly_chargeable,
+            "systems": {s: st.state for s, st in self.systems.items()},
+        }
+
+
+CASE_COLUMNS = (
+    "case_id, kind, status, received_on, original_due_on, due_on, extension_reason, verified_method, "
+    "verified_by, verified_at, possibly_chargeable, created_at, created_by, closed_at, outcome, "
+    "export_file, export_sha256, export_bytes, export_expires_at"
+)
+
+
+class Register:
+    def __init__(self, backend: Backend, hmac_key: bytes | None = None) -> None:
+        self.backend = backend
+        self._hmac_key = hmac_key
+
+    @property
+    def kind(self) -> str:
+        return self.backend.kind
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Register:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _key(self, tx: Tx) -> bytes:
+        """The HMAC key: ``REGISTER_HMAC_KEY`` if set; otherwise one generated at first use and
+        kept in the register (weaker: whoever reads the register can test guesses)."""
+        if self._hmac_key is None:
+            env = os.environ.get("REGISTER_HMAC_KEY")
+            if env:
+                self._hmac_key = env.encode()
+            else:
+                tx.execute("INSERT INTO register_meta (key, value) VALUES ('hmac_key', ?) ON CONFLICT DO NOTHING",
+                           [secrets.token_hex(32)])
+                self._hmac_key = tx.one("SELECT value FROM register_meta WHERE key = 'hmac_key'")[0].encode()
+        return self._hmac_key
+
+    def subject_hash(self, tx: Tx, kind: str, norm: str) -> str:
+        return hmac.new(self._key(tx), f"{kind}:{norm}".encode(), hashlib.sha256).hexdigest()
+
+    @staticmethod
+    def _audit(tx: Tx, case_id: str | None, actor: str, action: str, detail: dict | None = None) -> None:
+        tx.execute("INSERT INTO audit (case_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
+                   [case_id, _now(), actor, action, json.dumps(detail or {}, ensure_ascii=False, sort_keys=True)])
+
+    @staticmethod
+    def _case_row(tx: Tx, case_id: str) -> tuple:
+        if not isinstance(case_id, str) or not case_id or len(case_id) > 64:
+            raise CaseNotFound("no such case")
+        row = tx.one(f"SELECT {CASE_COLUMNS} FROM cases WHERE case_id = ?", [case_id])
+        if row is None:
+            raise CaseNotFound(f"no case {case_id}")
+        return row
+
+    def _open_case(self, tx: Tx, case_id: str) -> Case:
+        case = Case(*self._case_row(tx, case_id))
+        if case.status != "open":
+            raise RegisterError(f"case {case_id} is closed")
+        return case
+
+    # -- intake -----------------------------------------------------------------------------
+
+    def new_case(
+        self,
+        kind: str,
+        identifiers: Identifiers,
+        *,
+        actor: str,
+        received_on: date | str | None = None,
+        systems: Iterable[str] = (),
+        note: str | None = None,
+    ) -> Case:
+        """Open a case. ``identifiers`` must come from :func:`validate_identifiers`. A second
+        access request for the same email or phone within 12 months is flagged as possibly
+        chargeable."""
+        if kind not in CASE_KINDS:
+            raise RegisterError(f"kind must be one of {', '.join(CASE_KINDS)}")
+        if not isinstance(identifiers, Identifiers) or identifiers.is_empty():
+            raise RegisterError("identifiers must be validated first (validate_identifiers)")
+        actor = _text(actor, "actor", limit=200)
+        note = _text(note, "note", required=False)
+        received = _day(received_on, "received date") or date.today()
+        if received > date.today() + timedelta(days=1):
+            raise RegisterError("received date is in the future")
+        due = add_months(received, ANSWER_MONTHS)
+        systems = list(dict.fromkeys(systems))
+        with self.backend.transaction() as tx:
+            case_id = None
+            for _ in range(10):
+                candidate = f"{KIND_PREFIX[kind]}-{received:%Y%m%d}-{secrets.token_hex(3)}"
+                if tx.one("SELECT 1 FROM cases WHERE case_id = ?", [candidate]) is None:
+                    case_id = candidate
+                    break
+            if case_id is None:
+                raise RegisterError("could not allocate a case id")
+            hashes = sorted({self.subject_hash(tx, k, n) for k, _, n in identifiers.pairs() if k in ("email", "phone")})
+            chargeable = False
+            if kind == "access" and hashes:
+                since = (received - timedelta(days=FREE_ACCESS_DAYS)).isoformat()
+                marks = ", ".join("?" for _ in hashes)
+                chargeable = tx.one(
+                    f"SELECT count(*) FROM cases c JOIN case_subject_keys k ON k.case_id = c.case_id "
+                    f"WHERE c.kind = 'access' AND c.received_on >= ? AND c.received_on <= ? AND k.key_hash IN ({marks})",
+                    [since, received.isoformat(), *hashes],
+                )[0] > 0
+            now = _now()
+            tx.execute(
+                "INSERT INTO cases (case_id, kind, status, received_on, original_due_on, due_on, possibly_chargeable, "
+                "created_at, created_by) VALUES (?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+                [case_id, kind, received.isoformat(), due.isoformat(), due.isoformat(), int(chargeable), now, actor],
+            )
+            for k, value, norm in identifiers.pairs():
+                tx.execute("INSERT INTO case_identifiers (case_id, kind, value, value_norm) VALUES (?, ?, ?, ?)",
+                           [case_id, k, value, norm])
+            for h in hashes:
+                tx.execute("INSERT INTO case_subject_keys (case_id, key_hash) VALUES (?, ?)", [case_id, h])
+            counts = {k: sum(1 for p in identifiers.pairs() if p[0] == k) for k in ("email", "phone", "name", "organization")}
+            self._audit(tx, case_id, actor, "case_created", {
+                "kind": kind, "received_on": received.isoformat(), "due_on": due.isoformat(),
+                "identifier_counts": counts, "possibly_chargeable": chargeable, "note": note,
+            })
+            if chargeable:
+                self._audit(tx, case_id, actor, "flag_possibly_chargeable",
+                            {"reason": "another access request for the same identifier within 12 months"})
+            for system in systems:
+                self._set_state(tx, case_id, system, "pending", actor)
+        return self.get(case_id)
+
+    def verify(self, case_id: str, *, method: str, actor: str) -> Case:
+        """Record how the requester's identity was verified, and by whom."""
+        method = _text(method, "verification method", limit=500)
+        actor = _text(actor, "actor", limit=200)
+        with self.backend.transaction() as tx:
+            self._open_case(tx, case_id)
+            now = _now()
+            tx.execute("UPDATE cases SET verified_method = ?, verified_by = ?, verified_at = ? WHERE case_id = ?",
+                       [method, actor, now, case_id])
+            self._audit(tx, case_id, actor, "identity_verified", {"method": method})
+        return self.get(case_id)
+
+    def extend(self, case_id: str, *, new_due_on: date | str, reason: str, actor: str) -> Case:
+        """Extend the deadline (art. 12(3)): a reason is required and the new date may be at most
+        three months after the request was received."""
+        reason = _text(reason, "extension reason")
+        actor = _text(actor, "actor", limit=200)
+        new_due = _day(new_due_on, "new due date")
+        with self.backend.transaction() as tx:
+            case = self._open_case(tx, case_id)
+            received = date.fromisoformat(case.received_on)
+            limit = add_months(received, MAX_MONTHS)
+            if new_due <= date.fromisoformat(case.due_on):
+                raise RegisterError(f"new due date must be after the current one ({case.due_on})")
+            if new_due > limit:
+                raise RegisterError(f"new due date is past the legal maximum of three months ({limit.isoformat()})")
+            tx.execute("UPDATE cases SET due_on = ?, extension_reason = ? WHERE case_id = ?",
+                       [new_due.isoformat(), reason, case_id])
+            self._audit(tx, case_id, actor, "deadline_extended",
+                        {"from": case.due_on, "to": new_due.isoformat(), "reason": reason})
+        return self.get(case_id)
+
+    def approve(self, case_id: str, *, action: str, actor: str, note: str | None = None) -> Case:
+        """Record an approval (e.g. of an erasure before it runs, or of an export before it is sent)."""
+        action = _text(action, "action", limit=100)
+        actor = _text(actor, "actor", limit=200)
+        note = _text(note, "note", required=False)
+        with self.backend.transaction() as tx:
+            self._open_case(tx, case_id)
+            if tx.one("SELECT 1 FROM approvals WHERE case_id = ? AND action = ? AND approved_by = ?",
+                      [case_id, action, actor]):
+                raise RegisterError(f"{actor} has already approved {action} for this case")
+            tx.execute("INSERT INTO approvals (case_id, action, approved_by, approved_at, note) VALUES (?, ?, ?, ?, ?)",
+                       [case_id, action, actor, _now(), note])
+            self._audit(tx, case_id, actor, "approved", {"action": action, "note": note})
+        return self.get(case_id)
+
+    def approvals_for(self, case_id: str, action: str) -> list[str]:
+        with self.backend.transaction() as tx:
+            return [r[0] for r in tx.execute(
+                "SELECT approved_by FROM approvals WHERE case_id = ? AND action = ? ORDER BY approved_at", [case_id, action])]
+
+    # -- per-system states ------------------------------------------------------------------
+
+    def _set_state(self, tx: Tx, case_id: str, system: str, state: str, actor: str, *, records: int | None = None,
+                   detail: str | None = None, error: str | None = None, held_until: str | None = None) -> None:
+        if state not in SYSTEM_STATES:
+            raise RegisterError(f"state must be one of {', '.join(SYSTEM_STATES)}")
+        if not isinstance(system, str) or not system or len(system) > 64:
+            raise RegisterError("system must be a short name")
+        if state == "held" and not (detail and held_until):
+            raise RegisterError("a held state needs a reason and an end date")
+        if state == "failed" and not error:
+            raise RegisterError("a failed state needs the error")
+        tx.execute(
+            "INSERT INTO case_systems (case_id, system, state, records, detail, error, held_until, updated_at, updated_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, system) DO UPDATE SET state = excluded.state, "
+            "records = excluded.records, detail = excluded.detail, error = excluded.error, "
+            "held_until = excluded.held_until, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            [case_id, system, state, records, detail, error, held_until, _now(), actor],
+        )
+        self._audit(tx, case_id, actor, "system_state", {
+            "system": system, "state": state, "records": records, "detail": detail, "error": error,
+            "held_until": held_until,
+        })
+
+    def set_system_state(self, case_id: str, system: str, state: str, *, actor: str, records: int | None = None,
+                         detail: str | None = None, error: str | None = None,
+                         held_until: date | str | None = None) -> None:
+        """pending, found, not_found, done, failed (with error), manual_open / manual_answered
+        (a task for a person), held (with a reason in ``detail`` and an end date)."""
+        actor = _text(actor, "actor", limit=200)
+        detail = _text(detail, "detail", required=False)
+        error = _text(error, "error", required=False)
+        until = _day(held_until, "held until")
+        with self.backend.transaction() as tx:
+            self._open_case(tx, case_id)
+            self._set_state(tx, case_id, system, state, actor, records=records, detail=detail, error=error,
+                            held_until=until.isoformat() if until else None)
+
+    def record_export(self, case_id: str, *, file_name: str, sha256: str, size: int, expires_at: str,
+                      actor: str, systems: dict[str, dict]) -> None:
+        """The export's file, checksum and expiry, plus each system's outcome, in one transaction."""
+        with self.backend.transaction() as tx:
+            self._open_case(tx, case_id)
+            for system, outcome in systems.items():
+                self._set_state(tx, case_id, system, outcome["state"], actor, records=outcome.get("records"),
+                                detail=outcome.get("detail"), error=outcome.get("error"))
+            tx.execute("UPDATE cases SET export_file = ?, export_sha256 = ?, export_bytes = ?, export_expires_at = ? "
+                       "WHERE case_id = ?", [file_name, sha256, size, expires_at, case_id])
+            self._audit(tx, case_id, actor, "export_written",
+                        {"file": file_name, "sha256": sha256, "bytes": size, "expires_at": expires_at})
+
+    def record_export_removed(self, case_id: str, *, file_name: str, actor: str, reason: str) -> None:
+        with self.backend.transaction() as tx:
+            self._case_row(tx, case_id)
+            # The checksum stays (proof of what was sent); the file name goes with the file.
+            tx.execute("UPDATE cases SET export_file = NULL, export_expires_at = NULL WHERE case_id = ? "
+                       "AND export_file = ?", [case_id, file_name])
+            self._audit(tx, case_id, actor, "export_removed", {"file": file_name, "reason": reason})
+
+    def expired_exports(self, now: datetime | None = None) -> list[tuple[str, str]]:
+        now_s = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+        with self.backend.transaction() as tx:
+            return [(r[0], r[1]) for r in tx.execute(
+                "SELECT case_id, export_file FROM cases WHERE export_file IS NOT NULL AND export_expires_at <= ?",
+                [now_s])]
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close_case(self, case_id: str, *, outcome: str, actor: str, force: bool = False) -> Case:
+        """Close the case. Open per-system work (pending, manual task open) blocks closing unless
+        ``force``. The identifiers given are deleted: accountability needs only the keyed
+        hashes, the states and the audit trail."""
+        outcome = _text(outcome, "outcome", limit=500)
+        actor = _text(actor, "actor", limit=200)
+        with self.backend.transaction() as tx:
+            self._open_case(tx, case_id)
+            marks = ", ".join("?" for _ in OPEN_SYSTEM_STATES)
+            still_open = [r[0] for r in tx.execute(
+                f"SELECT system FROM case_systems WHERE case_id = ? AND state IN ({marks}) ORDER BY system",
+                [case_id, *OPEN_SYSTEM_STATES])]
+            if still_open and not force:
+                raise RegisterError(f"systems still open: {', '.join(still_open)} (answer them or force)")
+            n_ids = tx.one("SELECT count(*) FROM case_identifiers WHERE case_id = ?", [case_id])[0]
+            tx.execute("DELETE FROM case_identifiers WHERE case_id = ?", [case_id])
+            tx.execute("UPDATE cases SET status = 'closed', closed_at = ?, outcome = ? WHERE case_id = ?",
+                       [_now(), outcome, case_id])
+            self._audit(tx, case_id, actor, "case_closed",
+                        {"outcome": outcome, "forced_open_systems": still_open if force else [],
+                         "identifiers_deleted": n_ids})
+        return self.get(case_id)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, case_id: str, *, with_audit: bool = False) -> Case:
+        with self.backend.transaction() as tx:
+            row = self._case_row(tx, case_id)
+            case = Case(*row[:10], bool(row[10]), *row[11:])
+            case.identifiers = [tuple(r) for r in tx.execute(
+                "SELECT kind, value, value_norm FROM case_identifiers WHERE case_id = ? ORDER BY kind, value_norm",
+                [case_id])]
+            for r in tx.execute("SELECT system, state, records, detail, error, held_until, updated_at, updated_by "
+                                "FROM case_systems WHERE case_id = ? ORDER BY system", [case_id]):
+                case.systems[r[0]] = SystemState(*r)
+            case.approvals = [tuple(r) for r in tx.execute(
+                "SELECT action, approved_by, approved_at, note FROM approvals WHERE case_id = ? ORDER BY approved_at",
+                [case_id])]
+            if with_audit:
+                case.audit = self._audit_rows(tx, case_id)
+        return case
+
+    @staticmethod
+    def _audit_rows(tx: Tx, case_id: str | None) -> list[dict]:
+        rows = tx.execute("SELECT seq, case_id, at, actor, action, detail FROM audit WHERE case_id = ? ORDER BY seq",
+                          [case_id])
+        return [{"seq": r[0], "case_id": r[1], "at": r[2], "actor": r[3], "action": r[4], "detail": json.loads(r[5])}
+                for r in rows]
+
+    def audit_trail(self, case_id: str) -> list[dict]:
+        with self.backend.transaction() as tx:
+            self._case_row(tx, case_id)
+            return self._audit_rows(tx, case_id)
+
+    def list_cases(self, *, status: str | None = "open", kind: str | None = None) -> list[Case]:
+        sql, params = f"SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1", []
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        if kind:
+            sql += " AND kind = ?"
+            params.append(kind)
+        with self.backend.transaction() as tx:
+            rows = tx.execute(sql + " ORDER BY due_on, case_id", params)
+        return [Case(*r[:10], bool(r[10]), *r[11:]) for r in rows]
+
+    def due(self, *, today: date | None = None, soon_days: int = 7) -> dict[str, list[Case]]:
+        """Open cases past their due date (``overdue``) and due within ``soon_days`` (``due_soon``)."""
+        today = today or date.today()
+        horizon = today + timedelta(days=soon_days)
+        out: dict[str, list[Case]] = {"overdue": [], "due_soon": []}
+        for case in self.list_cases(status="open"):
+            due = date.fromisoformat(case.due_on)
+            if due < today:
+                out["overdue"].append(case)
+            elif due <= horizon:
+                out["due_soon"].append(case)
+        return out
+
+
+def open_register(url: str | None = None) -> Register:
+    """``url`` or ``REGISTER_URL``; empty means SQLite at ``data/register.sqlite``."""
+    return Register(open_backend(url if url is not None else os.environ.get("REGISTER_URL", "")))

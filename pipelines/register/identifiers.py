@@ -1,0 +1,145 @@
+"""What a requester gives to identify themselves: emails, phones, a name, an organisation.
+
+Validation happens before anything is written, and errors name the field and the problem but
+never the value (error texts end up in logs and in Dagster's event log).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+MAX_TEXT = 200  # a name or an organisation; longer is not a name
+MAX_EMAIL = 254  # RFC 5321 path limit
+MAX_PHONE = 40
+MAX_VALUES = 10  # per kind: a request names a person, not a mailing list
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier that cannot be used: the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    """Validated identifiers; ``emails`` normalised (lower case, IDNA), ``phones`` E.164."""
+
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    name: str | None = None
+    organization: str | None = None
+    raw: dict[str, list[str]] = field(default_factory=dict, compare=False)
+
+    def pairs(self) -> list[tuple[str, str, str]]:
+        """(kind, value as given, normalised value) rows for the register."""
+        out: list[tuple[str, str, str]] = []
+        for kind, norms in (("email", self.emails), ("phone", self.phones)):
+            for given, norm in zip(self.raw.get(kind, []), norms):
+                out.append((kind, given, norm))
+        if self.name:
+            out.append(("name", self.raw["name"][0], name_key(self.name)))
+        if self.organization:
+            out.append(("organization", self.raw["organization"][0], self.organization.casefold()))
+        return out
+
+    def is_empty(self) -> bool:
+        return not (self.emails or self.phones or self.name)
+
+
+def _clean_text(value: object, what: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidIdentifier(f"{what}: must be text, got {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidIdentifier(f"{what}: too long ({len(value)} characters, at most {limit})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidIdentifier(f"{what}: not valid Unicode (lone surrogate code points)") from None
+    value = unicodedata.normalize("NFC", value).strip()
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+        raise InvalidIdentifier(f"{what}: contains control or unassigned characters")
+    return value
+
+
+def normalize_email_strict(value: object, what: str = "email") -> str:
+    text = _clean_text(value, what, MAX_EMAIL)
+    if not text:
+        raise InvalidIdentifier(f"{what}: empty")
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        # email-validator's messages describe the syntax problem without echoing the address.
+        raise InvalidIdentifier(f"{what}: not a valid email address ({_no_value(str(exc), text)})") from None
+    return result.normalized.lower()
+
+
+def normalize_phone_strict(value: object, what: str = "phone") -> str:
+    text = _clean_text(value, what, MAX_PHONE)
+    if not text:
+        raise InvalidIdentifier(f"{what}: empty")
+    try:
+        number = phonenumbers.parse(text, "FI")
+    except phonenumbers.NumberParseException:
+        raise InvalidIdentifier(f"{what}: does not parse as a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifier(f"{what}: not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def name_key(name: str) -> str:
+    """Word-order free key as the warehouse builds it (``name_key`` in identity_macros.sql):
+    accents stripped, anything but letters splits, tokens sorted ("Virtanen Matti" == "matti virtanen")."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    tokens = "".join(ch if ch.isalpha() else " " for ch in folded).split()
+    return " ".join(sorted(tokens))
+
+
+def _no_value(message: str, value: str) -> str:
+    return message.replace(value, "<value>") if value else message
+
+
+def _as_list(value: object, what: str) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_VALUES:
+            raise InvalidIdentifier(f"{what}: too many values ({len(value)}, at most {MAX_VALUES})")
+        return [v for v in value if not (isinstance(v, str) and not v.strip())]
+    raise InvalidIdentifier(f"{what}: must be text or a list of texts")
+
+
+def validate_identifiers(
+    emails: object = None, phones: object = None, name: object = None, organization: object = None
+) -> Identifiers:
+    """Validate and normalise; raise :class:`InvalidIdentifier` on the first bad value.
+    At least one email, phone or name is needed."""
+    raw: dict[str, list[str]] = {}
+    norm_emails: list[str] = []
+    for i, value in enumerate(_as_list(emails, "email")):
+        norm = normalize_email_strict(value, f"email #{i + 1}")
+        if norm not in norm_emails:
+            norm_emails.append(norm)
+            raw.setdefault("email", []).append(_clean_text(value, "email", MAX_EMAIL))
+    norm_phones: list[str] = []
+    for i, value in enumerate(_as_list(phones, "phone")):
+        norm = normalize_phone_strict(value, f"phone #{i + 1}")
+        if norm not in norm_phones:
+            norm_phones.append(norm)
+            raw.setdefault("phone", []).append(_clean_text(value, "phone", MAX_PHONE))
+    clean_name = _clean_text(name, "name", MAX_TEXT) if name not in (None, "") else None
+    if clean_name is not None and not name_key(clean_name):
+        raise InvalidIdentifier("name: has no letters")
+    clean_org = _clean_text(organization, "organization", MAX_TEXT) if organization not in (None, "") else None
+    if clean_name:
+        raw["name"] = [clean_name]
+    if clean_org:
+        raw["organization"] = [clean_org]
+    ids = Identifiers(tuple(norm_emails), tuple(norm_phones), clean_name or None, clean_org or None, raw)
+    if ids.is_empty():
+        raise InvalidIdentifier("identifiers: give at least one email, phone or name")
+    return ids
