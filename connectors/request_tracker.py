@@ -1,0 +1,550 @@
+"""Request Tracker 5 over REST2, on the ``rt`` package (python-rt, ``rt.rest2.Rt``).
+
+python-rt 3.x names its REST2 class ``rt.rest2.Rt`` (there is no ``Rest2`` alias) and speaks
+HTTP through ``httpx2``, not ``requests``: the shared layer in ``connectors.http`` cannot carry
+it. This module therefore gives the same guarantees around it: every call goes through
+``_call``, which retries transient failures with jittered backoff (``RetryPolicy``) and maps
+python-rt's and httpx2's exceptions into ``connectors.errors``; python-rt's DEBUG logger (which
+prints request bodies) is held at INFO so personal data never reaches logs. Single records come
+from python-rt's methods (``get_user``, ``get_ticket``, ``get_attachment``); the collection
+searches it lacks (users, transactions, attachments by id, with ``fields`` and ``per_page``)
+use its configured session against the same REST2 endpoints.
+
+What the sync reads (``iter_*`` yield pages of dicts):
+- users ``LastUpdated >= cursor``; tickets by TicketSQL ``LastUpdated >= 'cursor'`` with their
+  Requestor/Cc/AdminCc lists; ticket transactions and attachment *metadata* by ascending id
+  (both are append-only in RT, so ``id > last id`` is an exact cursor); id walks for deletions.
+- RT's dates have one-second resolution and TicketSQL dates are read in the API user's
+  time zone: give the API user the UTC time zone (the cursor is inclusive, repeats are harmless).
+
+Subject export (``export_subject``): the user records, every ticket where they are a
+requestor/Cc/AdminCc, each ticket's transactions with full correspondence and attachments
+(base64 content), so the package is complete.
+
+Erasure (``erase``) and why rt-shredder, not RT's "Anonymize" action:
+- REST2's ``DELETE /user/N`` only disables the user. RT's anonymize action
+  (``RT::User::AnonymizeUser``) blanks the user's columns through the normal setters, and each
+  setter writes a ``Set`` transaction whose OldValue is the old e-mail / real name: the data
+  stays in the Transactions table, and the user's tickets, messages and attachments are not
+  touched at all. ``rt-shredder`` deletes the user row *with* its own history, group
+  memberships and principal, and re-points what they created to ``Nobody``
+  (``replace_relations``), so nothing of the user record remains.
+- The shredder's Users plugin matches ``email``/``name`` as a substring (``MATCHES``): shredding
+  ``a@b.fi`` would also shred ``ma@b.fi``. We therefore first rename the user (REST2) to a random
+  ``erase-<32 hex>`` name and shred by that name, which matches exactly one user.
+- Tickets that concern only this person (every requestor/Cc is them) are shredded whole
+  (``Tickets`` plugin). In tickets shared with others the policy decides
+  (``ErasurePolicy.shared_tickets``): ``"scrub"`` keeps the messages and replaces the person's
+  e-mail and names in every attachment's headers and content with placeholders
+  (``rt-munge-attachments``, RT's own GDPR tool; it also covers others' quoted replies and RT's
+  outgoing-mail records); ``"shred_own"`` shreds the person's own transactions (their messages
+  and files) and then scrubs the rest the same way.
+- The shredder's SQL dump (an undo file) contains the person. By default none is written
+  (``--no-sqldump``); if ``sqldump_dir`` is set (a folder on the RT host, never a project
+  store), the dump is written there and deleted once the erasure verified clean.
+- The admin tools run on the RT host: ``RtAdminTools(command_prefix=...)`` (e.g. ``ssh rt-host
+  sudo -u www-data``, or nothing when RT runs locally), with ``RT_SITE_CONFIG`` passed through.
+Marketing ban: not applicable; RT holds support correspondence, not marketing consents.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import random
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import httpx2
+import rt.exceptions
+import rt.rest2
+
+from connectors.errors import (
+    AuthError,
+    BadPayloadError,
+    BadRequestError,
+    ConnectorError,
+    FatalError,
+    NotFoundError,
+    RetryableError,
+)
+from connectors.http import RetryPolicy
+
+SYSTEM = "request_tracker"
+log = logging.getLogger("connectors.request_tracker")
+# python-rt logs full request and response bodies at DEBUG: they hold personal data.
+logging.getLogger("rt.rest2").setLevel(logging.INFO)
+
+USER_FIELDS = ("id", "Name", "EmailAddress", "RealName", "NickName", "Organization", "WorkPhone", "MobilePhone",
+               "HomePhone", "PagerPhone", "Privileged", "Disabled", "Created", "LastUpdated")
+TICKET_FIELDS = ("Subject", "Status", "Queue", "Created", "LastUpdated", "Resolved", "Creator",
+                 "Requestor", "Cc", "AdminCc", "EffectiveId")
+TRANSACTION_FIELDS = ("Type", "ObjectType", "ObjectId", "Created", "Creator", "Field", "OldValue", "NewValue")
+# Not "Parent": REST2 in RT 5.0.3 answers 500 for it on top-level attachments.
+ATTACHMENT_FIELDS = ("TransactionId", "ContentType", "Filename", "ContentLength", "Created", "Creator")
+WATCHER_ROLES = ("Requestor", "Cc", "AdminCc")
+NO_DATE = "1970-01-01T00:00:00Z"
+
+
+def parse_time(value: Any) -> datetime | None:
+    """REST2 dates: ``2026-11-25T15:12:41Z``; RT's "not set" is the epoch."""
+    if not isinstance(value, str) or not value or value.startswith("1970-01-01"):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except ValueError:
+        return None
+
+
+def ticketsql_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    retries: int = 0
+
+
+@dataclass
+class ErasurePolicy:
+    shared_tickets: str = "scrub"  # or "shred_own"
+    email_placeholder: str = "poistettu@erased.invalid"
+    name_placeholder: str = "[poistettu]"
+    shred_solo_tickets: bool = True
+    sqldump_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.shared_tickets not in ("scrub", "shred_own"):
+            raise ValueError("shared_tickets must be 'scrub' or 'shred_own'")
+
+
+@dataclass
+class ErasureReport:
+    status: str  # "done", "not_found", "dry_run"
+    users: int = 0
+    solo_tickets: list[int] = field(default_factory=list)
+    shared_tickets: list[int] = field(default_factory=list)
+    transactions_shredded: int = 0
+    verified: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class RtAdminTools:
+    """RT's command-line tools (``rt-shredder``, ``rt-munge-attachments``) on the RT host."""
+
+    def __init__(self, *, command_prefix: Sequence[str] = (), env: dict[str, str] | None = None,
+                 shredder: str = "/usr/sbin/rt-shredder-5", munge: str = "/usr/sbin/rt-munge-attachments-5",
+                 timeout_s: float = 600.0) -> None:
+        self.prefix = list(command_prefix)
+        self.env = dict(env or {})
+        self.shredder = shredder
+        self.munge = munge
+        self.timeout_s = timeout_s
+
+    def _run(self, argv: list[str]) -> None:
+        env = dict(os.environ, **self.env)
+        done = subprocess.run(self.prefix + argv, env=env, capture_output=True, text=True, timeout=self.timeout_s)
+        if done.returncode != 0:
+            # The tools' output names objects and may quote data: log only the tool and code.
+            raise FatalError(f"{Path(argv[0]).name} exited with {done.returncode}", system=SYSTEM)
+
+    def shred(self, plugin: str, *, sqldump: Path | None) -> None:
+        dump = ["--sqldump", str(sqldump)] if sqldump else ["--no-sqldump"]
+        self._run([self.shredder, "--force", *dump, "--plugin", plugin])
+
+    def munge_tickets(self, ticket_ids: Sequence[int], search: str, replacement: str) -> None:
+        self._run([self.munge, f"--tickets={','.join(str(i) for i in ticket_ids)}",
+                   f"--search={search}", f"--replacement={replacement}"])
+
+
+class RequestTrackerClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        user: str = "",
+        password: str = "",
+        timeout_s: float = 30.0,
+        page_size: int = 100,
+        retry: RetryPolicy = RetryPolicy(max_attempts=5, backoff_base_s=0.3, backoff_max_s=10.0),
+        admin: RtAdminTools | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        base = url.rstrip("/")
+        if not base.endswith("/REST/2.0"):
+            base += "/REST/2.0"
+        auth = None if token else (httpx2.BasicAuth(user, password) if user else None)
+        self.rt = rt.rest2.Rt(base + "/", http_auth=auth, token=token or None, http_timeout=int(timeout_s))
+        self.api = base
+        self.page_size = page_size
+        self.retry = retry
+        self.admin = admin
+        self.stats = Stats()
+        self._sleep = sleep
+        self._rng = random.Random()
+        self.rt.session.event_hooks["request"].append(self._count)
+
+    def _count(self, request) -> None:
+        self.stats.requests += 1
+
+    def close(self) -> None:
+        self.rt.session.close()
+
+    def __enter__(self) -> "RequestTrackerClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- transport --------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run one python-rt call with retries; map its failures into connectors.errors."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - mapped below, never swallowed
+                error = _map_error(exc, what)
+                if not isinstance(error, RetryableError) or attempt >= self.retry.max_attempts:
+                    raise error from exc
+                self.stats.retries += 1
+                delay = min(self.retry.backoff_max_s, self.retry.backoff_base_s * 2 ** (attempt - 1))
+                self._sleep(self._rng.uniform(0, delay))
+
+    def _json(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
+        def go():
+            response = self.rt.session.request(method, f"{self.api}/{path}", params=params, json=body)
+            _check(response, method, path)
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise BadPayloadError("response is not JSON", system=SYSTEM, method=method, path=path) from exc
+
+        return self._call(f"{method} {path}", go)
+
+    def _collection(self, path: str, *, filters: list | None = None, params: dict | None = None) -> Iterator[list[dict]]:
+        """Pages of a REST2 collection (``GET``, or ``POST`` with a JSON filter list)."""
+        page = 1
+        while True:
+            query = dict(params or {}, page=page, per_page=self.page_size)
+            data = self._json("POST" if filters is not None else "GET", path, params=query, body=filters)
+            if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+                raise BadPayloadError("collection without items", system=SYSTEM, path=path)
+            yield data["items"]
+            pages = data.get("pages")
+            if not data["items"] or (isinstance(pages, int) and page >= pages) or (pages is None and not data.get("next_page")):
+                return
+            page += 1
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def iter_users(self, since: datetime | None = None) -> Iterator[list[dict]]:
+        """Users changed at or after ``since`` (all when None), newest first.
+
+        REST2 ignores filters on fields that are not "public" (``LastUpdated`` is not) without
+        an error, so the incremental read walks the users ordered by ``LastUpdated`` descending
+        and stops at the first older one. Disabled users are included: they still hold data."""
+        params = {"fields": ",".join(USER_FIELDS), "orderby": "LastUpdated", "order": "DESC"}
+        filters = [{"field": "Disabled", "operator": ">=", "value": 0}]
+        for items in self._collection("users", filters=filters, params=params):
+            if since is None:
+                yield items
+                continue
+            fresh = [u for u in items if (parse_time(u.get("LastUpdated")) or since) >= since]
+            if fresh:
+                yield fresh
+            if len(fresh) < len(items):
+                return
+
+    def iter_tickets(self, since: datetime | None = None) -> Iterator[list[dict]]:
+        query = "id > 0" if since is None else f"LastUpdated >= '{ticketsql_time(since)}'"
+        params = {
+            "query": query, "orderby": "LastUpdated", "order": "ASC", "fields": ",".join(TICKET_FIELDS),
+            "fields[Queue]": "Name", "fields[Creator]": "id",
+            **{f"fields[{role}]": "id,EmailAddress" for role in WATCHER_ROLES},
+        }
+        yield from self._collection("tickets", params=params)
+
+    def iter_transactions(self, after_id: int = 0) -> Iterator[list[dict]]:
+        filters = [{"field": "id", "operator": ">", "value": after_id}, {"field": "ObjectType", "value": "RT::Ticket"}]
+        params = {"fields": ",".join(TRANSACTION_FIELDS), "fields[Creator]": "id", "orderby": "id", "order": "ASC"}
+        yield from self._collection("transactions", filters=filters, params=params)
+
+    def iter_attachments(self, after_id: int = 0) -> Iterator[list[dict]]:
+        filters = [{"field": "id", "operator": ">", "value": after_id}]
+        params = {"fields": ",".join(ATTACHMENT_FIELDS), "fields[Creator]": "id", "orderby": "id", "order": "ASC"}
+        yield from self._collection("attachments", filters=filters, params=params)
+
+    def privileged_user_ids(self) -> set[int]:
+        """Members of RT's Privileged group (staff). REST2's user collections leave the
+        ``Privileged`` field empty (it is computed), so it is read from the group instead."""
+        groups = self._json("POST", "groups", params={"fields": "id,Name"},
+                            body=[{"field": "Domain", "value": "SystemInternal"},
+                                  {"field": "Name", "value": "Privileged"}])
+        ids: set[int] = set()
+        for group in groups.get("items") or []:
+            for items in self._collection(f"group/{int(group['id'])}/members", params={"fields": "id"}):
+                ids.update(i for i in (_ref_id(m) for m in items) if i is not None)
+        return ids
+
+    def iter_ids(self, kind: str) -> Iterator[list[int]]:
+        if kind == "users":
+            pages = self._collection("users", filters=[{"field": "Disabled", "operator": ">=", "value": 0}],
+                                     params={"fields": "id"})
+        elif kind == "tickets":
+            pages = self._collection("tickets", params={"query": "id > 0", "fields": "id"})
+        else:
+            raise ValueError(kind)
+        for items in pages:
+            yield [int(i["id"]) for i in items if str(i.get("id", "")).isdigit()]
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def find_users(self, email: str) -> list[dict]:
+        """Users whose address is ``email`` (case-insensitively; RT keeps the case it first saw)."""
+        wanted = email.strip().casefold()
+        if not wanted:
+            return []
+        found = []
+        # LIKE narrows the search on the server; the exact comparison happens here.
+        for items in self._collection(
+            "users",
+            filters=[{"field": "EmailAddress", "operator": "LIKE", "value": wanted},
+                     {"field": "Disabled", "operator": ">=", "value": 0}],
+            params={"fields": ",".join(USER_FIELDS)},
+        ):
+            found.extend(u for u in items if str(u.get("EmailAddress") or "").strip().casefold() == wanted)
+        return found
+
+    def tickets_of_user(self, user_id: int) -> list[dict]:
+        query = " OR ".join(f"{role}.id = {int(user_id)}" for role in WATCHER_ROLES)
+        params = {"query": query, "fields": ",".join(TICKET_FIELDS), "fields[Creator]": "id",
+                  **{f"fields[{role}]": "id,EmailAddress" for role in WATCHER_ROLES}}
+        out: list[dict] = []
+        for items in self._collection("tickets", params=params):
+            out.extend(items)
+        return out
+
+    def ticket_transactions(self, ticket_id: int) -> list[dict]:
+        out: list[dict] = []
+        params = {"fields": ",".join(TRANSACTION_FIELDS), "fields[Creator]": "id", "orderby": "id"}
+        for items in self._collection(f"ticket/{int(ticket_id)}/history", params=params):
+            out.extend(items)
+        return out
+
+    def attachment(self, attachment_id: int) -> dict:
+        return self._call("GET attachment", lambda: self.rt.get_attachment(attachment_id))
+
+    def ticket_attachments(self, ticket_id: int) -> list[dict]:
+        out: list[dict] = []
+        for items in self._collection(f"ticket/{int(ticket_id)}/attachments", filters=[],
+                                      params={"fields": ",".join(ATTACHMENT_FIELDS), "fields[Creator]": "id"}):
+            out.extend(items)
+        return out
+
+    # -- data-subject requests --------------------------------------------------------------
+
+    def export_subject(self, email: str) -> dict:
+        """Everything RT holds about the person with ``email``: user records, their tickets,
+        every transaction of those tickets, and each attachment with its content (base64)."""
+        users = self.find_users(email)
+        out = {"system": SYSTEM, "query": {"email": email}, "users": users, "tickets": []}
+        seen: set[int] = set()
+        for user in users:
+            for ticket in self.tickets_of_user(int(user["id"])):
+                tid = int(ticket["id"])
+                if tid in seen:
+                    continue
+                seen.add(tid)
+                attachments = []
+                for meta in self.ticket_attachments(tid):
+                    full = self.attachment(int(meta["id"]))
+                    attachments.append({
+                        "id": int(meta["id"]), "transaction_id": _ref_id(full.get("TransactionId")),
+                        "content_type": full.get("ContentType"), "filename": full.get("Filename"),
+                        "headers": full.get("Headers"), "content_base64": full.get("Content") or "",
+                    })
+                out["tickets"].append({"ticket": ticket, "transactions": self.ticket_transactions(tid),
+                                       "attachments": attachments})
+        return out
+
+    def marketing_ban(self, email: str) -> dict:
+        return {"system": SYSTEM, "status": "not_applicable",
+                "reason": "Request Tracker holds support correspondence, not marketing consents or lists."}
+
+    def erase(self, email: str, *, names: Sequence[str] = (), policy: ErasurePolicy | None = None,
+              dry_run: bool = False) -> ErasureReport:
+        """Erase the person with ``email``: see the module docstring. ``names`` adds name
+        spellings to scrub from shared tickets (the user's RealName is always included)."""
+        policy = policy or ErasurePolicy()
+        users = self.find_users(email)
+        if not users:
+            return ErasureReport("not_found")
+        if self.admin is None and not dry_run:
+            raise FatalError("erasure needs RT's admin tools (rt-shredder) on the RT host: configure RtAdminTools",
+                             system=SYSTEM)
+        report = ErasureReport("dry_run" if dry_run else "done", users=len(users))
+        user_ids = {int(u["id"]) for u in users}
+        needles = {email.strip()}
+        for u in users:
+            for value in (u.get("EmailAddress"), u.get("Name"), u.get("RealName")):
+                if isinstance(value, str) and len(value.strip()) >= 3:
+                    needles.add(value.strip())
+            real = str(u.get("RealName") or "").split()
+            if len(real) == 2:
+                needles.add(f"{real[1]} {real[0]}")  # "Virtanen Matti" as Outlook writes it
+        needles.update(n.strip() for n in names if len(n.strip()) >= 3)
+        solo, shared = set(), set()
+        own_transactions: list[int] = []
+        for uid in user_ids:
+            for ticket in self.tickets_of_user(uid):
+                others = {p for role in WATCHER_ROLES for p in _watcher_ids(ticket.get(role))} - user_ids
+                (shared if others else solo).add(int(ticket["id"]))
+        if not policy.shred_solo_tickets:
+            shared |= solo
+            solo = set()
+        if policy.shared_tickets == "shred_own":
+            for tid in sorted(shared):
+                own_transactions += [int(t["id"]) for t in self.ticket_transactions(tid)
+                                     if _ref_id(t.get("Creator")) in user_ids and t.get("Type") != "Create"]
+        report.solo_tickets, report.shared_tickets = sorted(solo), sorted(shared)
+        report.transactions_shredded = len(own_transactions)
+        if dry_run:
+            return report
+        dump_dir = Path(policy.sqldump_dir) if policy.sqldump_dir else None
+        dumps: list[Path] = []
+
+        def dump() -> Path | None:
+            if dump_dir is None:
+                return None
+            dumps.append(dump_dir / f"shredder-{secrets.token_hex(8)}.sql")
+            return dumps[-1]
+
+        try:
+            if solo:
+                query = " OR ".join(f"id = {t}" for t in sorted(solo))
+                self.admin.shred(f"Tickets=query,{query};limit,{len(solo) + 1}", sqldump=dump())
+            if own_transactions:
+                objs = ";".join(f"Transaction,{t}" for t in own_transactions)
+                self.admin.shred(f"Objects={objs}", sqldump=dump())
+            if shared:
+                # Longest first: a full name is replaced before the e-mail's local part could be.
+                for needle in sorted(needles, key=len, reverse=True):
+                    replacement = policy.email_placeholder if "@" in needle else policy.name_placeholder
+                    self.admin.munge_tickets(sorted(shared), needle, replacement)
+            for uid in sorted(user_ids):
+                # Rename first: the Users plugin matches names as substrings, this name is unique.
+                token = f"erase-{secrets.token_hex(16)}"
+                self._json("PUT", f"user/{uid}", body={"Name": token})
+                self.admin.shred(f"Users=status,any;name,{token};replace_relations,Nobody;limit,1", sqldump=dump())
+        finally:
+            verified = self._verify_gone(email, user_ids, report.shared_tickets, needles)
+            report.verified = verified
+            if verified:
+                for path in dumps:
+                    _remove(path)
+            elif dumps:
+                report.notes.append("shredder dumps kept on the RT host until the erasure verifies")
+        if not report.verified:
+            report.status = "failed"
+        return report
+
+    def _verify_gone(self, email: str, user_ids: set[int], shared: Sequence[int], needles: set[str]) -> bool:
+        try:
+            if self.find_users(email):
+                return False
+            for uid in user_ids:
+                try:
+                    self._call("GET user", lambda: self.rt.get_user(uid))
+                    return False
+                except NotFoundError:
+                    pass
+            lowered = [n.casefold() for n in needles]
+            for tid in shared:
+                for meta in self.ticket_attachments(tid):
+                    full = self.attachment(int(meta["id"]))
+                    text = str(full.get("Headers") or "")
+                    content = full.get("Content") or ""
+                    if str(full.get("ContentType", "")).startswith(("text/", "message/")):
+                        try:
+                            text += base64.b64decode(content).decode("utf-8", "replace")
+                        except ValueError:
+                            pass
+                    if any(n in text.casefold() for n in lowered):
+                        return False
+            return True
+        except ConnectorError:
+            return False
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _ref_id(value: Any) -> int | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _watcher_ids(value: Any) -> list[int]:
+    if not isinstance(value, list):
+        return []
+    return [i for i in (_ref_id(v) for v in value) if i is not None]
+
+
+def _check(response, method: str, path: str) -> None:
+    status = response.status_code
+    if status in (200, 201):
+        return
+    where = dict(system=SYSTEM, method=method, path=path.split("?")[0], status=status)
+    if status in (401, 403):
+        raise AuthError("not authorised", **where)
+    if status == 404:
+        raise NotFoundError("not found", **where)
+    if status in (400, 422):
+        raise BadRequestError("request refused", **where)
+    if status == 429 or status >= 500:
+        raise RetryableError("server error", **where)
+    raise FatalError("unexpected status", **where)
+
+
+def _map_error(exc: Exception, what: str) -> ConnectorError:
+    if isinstance(exc, ConnectorError):
+        return exc
+    where = dict(system=SYSTEM, method=what.split(" ")[0], path=what.split(" ", 1)[-1])
+    if isinstance(exc, (rt.exceptions.ConnectionError, httpx2.TransportError)):
+        return RetryableError(type(exc).__name__, **where)
+    if isinstance(exc, rt.exceptions.AuthorizationError):
+        return AuthError("not authorised", status=401, **where)
+    if isinstance(exc, rt.exceptions.NotFoundError):
+        return NotFoundError("not found", status=404, **where)
+    if isinstance(exc, (rt.exceptions.BadRequestError, rt.exceptions.InvalidQueryError, rt.exceptions.APISyntaxError)):
+        return BadRequestError("request refused", status=400, **where)
+    if isinstance(exc, rt.exceptions.UnexpectedResponseError):
+        status = getattr(exc, "status_code", None)
+        if status == 403:
+            return AuthError("forbidden", status=status, **where)
+        if status is not None and (status == 429 or status >= 500):
+            return RetryableError("server error", status=status, **where)
+        return BadPayloadError("unexpected response", status=status, **where)
+    if isinstance(exc, rt.exceptions.RtError):
+        return FatalError(type(exc).__name__, **where)
+    return FatalError(f"unexpected {type(exc).__name__}", **where)

@@ -1,0 +1,269 @@
+"""Request Tracker against a real RT 5 (the session fixture `request_tracker` starts and seeds it).
+
+Order matters within this module: the read tests run first, the erasure tests change RT.
+"""
+
+import base64
+import quopri
+import re
+import sqlite3
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+
+from assets.raw_store import open_raw_store
+from assets.request_tracker.sync import sync_request_tracker
+from connectors.errors import AuthError, BadRequestError, NotFoundError, RetryableError
+from connectors.request_tracker import ErasurePolicy, RequestTrackerClient
+from connectors.http import RetryPolicy
+from sandbox.request_tracker import _mime, free_port
+from sandbox.request_tracker_world import Attachment, Message, RtUser
+
+COMPARE = {
+    "users": "id, name, email, real_name, organization, phones, privileged, disabled, last_updated, record",
+    "tickets": "id, subject, status, queue, creator_id, requestor_ids, cc_ids, admincc_ids, last_updated, record",
+    "transactions": "id, ticket_id, type, field, creator_id, created",
+    "attachments": "id, transaction_id, content_type, filename, content_length, creator_id, created",
+}
+
+
+@pytest.fixture
+def client(request_tracker):
+    c = RequestTrackerClient(request_tracker.url, user=request_tracker.user, password=request_tracker.password,
+                             page_size=7, admin=request_tracker.admin_tools())
+    yield c
+    c.close()
+
+
+def snapshot(raw_dir) -> dict:
+    with open_raw_store(raw_dir, "request_tracker") as store:
+        out = {t: store.con.execute(f"SELECT {cols} FROM {t} ORDER BY id").fetchall() for t, cols in COMPARE.items()}
+        out["ticket_people"] = store.con.execute("SELECT * FROM ticket_people ORDER BY ALL").fetchall()
+    return out
+
+
+def run_sync(client, raw_dir, **kw):
+    with open_raw_store(raw_dir, "request_tracker") as store:
+        return sync_request_tracker(client, store, **kw)
+
+
+def gateway(rt, raw: bytes) -> None:
+    r = requests.post(f"{rt.url}/REST/1.0/NoAuth/mail-gateway",
+                      data={"queue": "General", "action": "correspond", "message": raw}, timeout=60)
+    assert r.text.startswith("ok"), r.text[:80]
+
+
+def test_full_sync_matches_rt(client, tmp_path):
+    result = run_sync(client, tmp_path)
+    assert result.entities["tickets"].mode == "full"
+    live_users = {i for page in client.iter_ids("users") for i in page}
+    live_tickets = {i for page in client.iter_ids("tickets") for i in page}
+    with open_raw_store(tmp_path, "request_tracker") as store:
+        assert {r[0] for r in store.con.execute("SELECT id FROM users").fetchall()} == live_users
+        assert {r[0] for r in store.con.execute("SELECT id FROM tickets").fetchall()} == live_tickets
+        assert len(live_tickets) >= 30
+        # Every ticket's requestors as REST2 reports them, one ticket_people row each.
+        ticket = client._json("GET", "ticket/1")
+        want = {p["id"] for p in ticket["Requestor"]}  # single records name users by Name
+        got = {r[0] for r in store.con.execute(
+            "SELECT u.name FROM ticket_people tp JOIN users u ON u.id = tp.user_id "
+            "WHERE tp.ticket_id = 1 AND tp.role = 'Requestor'").fetchall()}
+        assert got == want and got
+        n_txn = store.con.execute("SELECT count(*) FROM transactions").fetchone()[0]
+        total = client._json("POST", "transactions", params={"per_page": 1},
+                             body=[{"field": "ObjectType", "value": "RT::Ticket"}])["total"]
+        assert n_txn == total
+        assert store.con.execute("SELECT count(*) FROM attachments WHERE filename = 'liite.pdf'").fetchone()[0] > 0
+        assert store.con.execute("SELECT count(*) FROM _rejects").fetchone()[0] == 0
+
+
+def test_idle_incremental_reads_nothing_new(client, tmp_path):
+    run_sync(client, tmp_path)
+    before = snapshot(tmp_path)
+    result = run_sync(client, tmp_path)
+    assert result.entities["transactions"].upserted == 0
+    assert result.entities["attachments"].upserted == 0
+    assert snapshot(tmp_path) == before
+
+
+def test_incremental_sync_is_exact_with_malformed_mail(client, request_tracker, tmp_path):
+    run_sync(client, tmp_path / "inc")
+    time.sleep(1.1)  # RT's clock has one-second resolution; the cursor is inclusive
+    author = RtUser(0, "x", "Outi.Oudoste@Example.FI", "Outi Oudoste", None, None)
+    weird = Message(0, "Liitteenä lokit ja kuvakaappaus, ääkköset latin-1:nä.", False,
+                    (Attachment("iso.bin", "application/octet-stream", 3_000_000, "binary"),
+                     Attachment("rikki.pdf", "application/pdf", 5000, "bad-base64")),
+                    "undeclared-8bit", True)
+    gateway(request_tracker, _mime(author, [], "Rikkinäinen viesti \udcff", None, weird.body, weird))
+    result = run_sync(client, tmp_path / "inc")
+    assert result.entities["tickets"].mode == "incremental"
+    assert 1 <= result.entities["tickets"].upserted < 10
+    run_sync(client, tmp_path / "full")
+    assert snapshot(tmp_path / "inc") == snapshot(tmp_path / "full")
+    with open_raw_store(tmp_path / "inc", "request_tracker") as store:
+        assert store.con.execute(
+            "SELECT count(*) FROM users WHERE lower(email) = 'outi.oudoste@example.fi'").fetchone()[0] == 1
+        assert store.con.execute(
+            "SELECT max(content_length) FROM attachments WHERE filename = 'iso.bin'").fetchone()[0] >= 2_000_000
+
+
+def test_export_subject_has_correspondence_and_files(client, request_tracker):
+    user = next(u for page in client.iter_users() for u in page if str(u.get("EmailAddress", "")).lower()
+                == "outi.oudoste@example.fi")
+    package = client.export_subject(user["EmailAddress"].upper())
+    assert [u["id"] for u in package["users"]] == [user["id"]]
+    assert len(package["tickets"]) == 1
+    atts = package["tickets"][0]["attachments"]
+    texts = [base64.b64decode(a["content_base64"]).decode("utf-8", "replace") for a in atts
+             if (a["content_type"] or "").startswith("text/plain")]
+    assert any("kuvakaappaus" in t for t in texts)
+    assert any(a["filename"] == "iso.bin" and len(base64.b64decode(a["content_base64"])) == 3_000_000 for a in atts)
+
+
+def test_token_auth(request_tracker):
+    token = request_tracker.create_token()
+    with RequestTrackerClient(request_tracker.url, token=token) as c:
+        assert sum(len(p) for p in c.iter_ids("tickets")) >= 30
+    with RequestTrackerClient(request_tracker.url, token=token[:-4] + "0000") as c, pytest.raises(AuthError):
+        next(c.iter_ids("tickets"))
+
+
+def test_errors_map_into_the_shared_tree(client, request_tracker):
+    bad = RequestTrackerClient(request_tracker.url, user="root", password="wrong")
+    with pytest.raises(AuthError):
+        next(bad.iter_tickets())
+    with pytest.raises(NotFoundError):
+        client._json("GET", "ticket/999999")
+    with pytest.raises(BadRequestError):
+        next(client._collection("tickets", params={"query": "Nonsense ((( = '"}))
+    down = RequestTrackerClient(f"http://127.0.0.1:{free_port()}", user="root", password="x",
+                                retry=RetryPolicy(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.01))
+    with pytest.raises(RetryableError):
+        next(down.iter_users())
+    assert client.marketing_ban("a@b.fi")["status"] == "not_applicable"
+
+
+def test_warehouse_joins_support_users_and_their_tickets(client, tmp_path):
+    import duckdb
+    from assets.warehouse.build import build_warehouse
+
+    run_sync(client, tmp_path / "raw")
+    build_warehouse(tmp_path / "raw", tmp_path / "wh.duckdb", systems=["request_tracker"])
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    with open_raw_store(tmp_path / "raw", "request_tracker") as store:
+        customers = store.con.execute(
+            "SELECT count(*) FROM users WHERE NOT privileged AND name NOT IN ('RT_System', 'Nobody')").fetchone()[0]
+    staged = con.execute("SELECT count(*) FROM staging.request_tracker_persons").fetchone()[0]
+    assert staged == customers > 0
+    # root (id 14 on a fresh RT) is staff: a member of the Privileged group, not a support contact.
+    assert con.execute("SELECT count(*) FROM staging.request_tracker_persons WHERE record_id = '14'").fetchone()[0] == 0
+    linked = con.execute(
+        "SELECT count(DISTINCT record_id) FROM person_records WHERE system = 'request_tracker' AND record_kind = 'user'").fetchone()[0]
+    assert linked == staged
+    tickets = con.execute(
+        "SELECT count(DISTINCT record_id) FROM person_records WHERE system = 'request_tracker' AND record_kind = 'ticket'").fetchone()[0]
+    assert tickets >= 30  # every seeded ticket has a customer requestor
+    assert con.execute("SELECT count(*) FROM staging.request_tracker_person_links").fetchone()[0] >= 30
+    con.close()
+
+
+# -- erasure ----------------------------------------------------------------------------------
+
+
+def whole(needle: str) -> re.Pattern:
+    """The needle as a whole word, case-insensitive: "Anna Laine" must not match inside
+    another person's "Hanna Laine"."""
+    return re.compile(r"(?<![\w.+-])" + re.escape(needle) + r"(?![\w-])", re.IGNORECASE)
+
+
+def db_traces(database, needles) -> list[str]:
+    """Tables/columns of RT's SQLite file that still hold any needle (case-insensitive, whole
+    words), with attachment content decoded (RT stores it base64 or quoted-printable)."""
+    con = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    found = []
+    patterns = [whole(n) for n in needles]
+    for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        cols = [c[1] for c in con.execute(f'PRAGMA table_info("{table}")').fetchall()]
+        for row in con.execute(f'SELECT * FROM "{table}"'):
+            record = dict(zip(cols, row))
+            for col, value in record.items():
+                if value is None or isinstance(value, (int, float)):
+                    continue
+                raw = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+                texts = [raw]
+                if table == "Attachments" and col == "Content":
+                    enc = record.get("ContentEncoding")
+                    try:
+                        texts.append(base64.b64decode(raw) if enc == "base64" else quopri.decodestring(raw))
+                    except ValueError:
+                        pass
+                for t in texts:
+                    for codec in ("utf-8", "latin-1"):
+                        if any(p.search(t.decode(codec, "replace")) for p in patterns):
+                            found.append(f"{table}.{col}")
+    con.close()
+    return sorted(set(found))
+
+
+def pick_person(client, *, shared: bool):
+    """A seeded customer with a real name who has a ticket of their own and (if asked) a
+    ticket shared with someone else."""
+    for page in client.iter_users():
+        for u in page:
+            if str(u.get("Privileged")) == "1" or not u.get("RealName") or "@" not in str(u.get("EmailAddress")):
+                continue
+            tickets = client.tickets_of_user(int(u["id"]))
+            others = [t for t in tickets if {int(p["id"]) for r in ("Requestor", "Cc") for p in t.get(r) or []} - {int(u["id"])}]
+            if tickets and bool(others) == shared:
+                return u, tickets
+    pytest.skip("the seeded world has no such person")
+
+
+@pytest.mark.parametrize("policy", ["scrub", "shred_own"])
+def test_erasure_leaves_no_trace_in_rest2_or_database(client, request_tracker, tmp_path, policy):
+    run_sync(client, tmp_path)
+    user, tickets = pick_person(client, shared=True)
+    email, name = user["EmailAddress"], user["RealName"]
+    assert db_traces(request_tracker.database, [email, name])  # the check can see them
+    dump_dir = request_tracker.folder / "shredder"
+    report = client.erase(email.upper(), policy=ErasurePolicy(shared_tickets=policy, sqldump_dir=str(dump_dir)))
+    assert report.status == "done" and report.verified, report
+    assert report.shared_tickets, report
+    assert client.find_users(email) == []
+    with pytest.raises(NotFoundError):
+        client._json("GET", f"user/{user['id']}")
+    traces = db_traces(request_tracker.database, [email, name])
+    assert traces == [], (traces, report)
+    # Not even in free pages: Debian's SQLite (which RT uses) runs with secure_delete on.
+    data = request_tracker.database.read_bytes().decode("utf-8", "replace")
+    assert not whole(email).search(data), "e-mail bytes in the file"
+    assert not whole(name).search(data), "name bytes in the file"
+    assert list(dump_dir.glob("*.sql")) == []  # the undo files held the person: deleted
+    # Shared tickets survive for the other people; tickets only about this person are gone.
+    for tid in report.shared_tickets:
+        assert client._json("GET", f"ticket/{tid}")["id"]
+    for tid in report.solo_tickets:
+        with pytest.raises(NotFoundError):
+            client._json("GET", f"ticket/{tid}")
+    # The next sync (reconciling) drops the person and their solo tickets from the raw store.
+    result = run_sync(client, tmp_path, reconcile_every=timedelta(0))
+    assert result.entities["users"].reconciled_deleted >= 1, result.entities["users"]
+    with open_raw_store(tmp_path, "request_tracker") as store:
+        assert store.con.execute("SELECT count(*) FROM users WHERE id = ?", [int(user["id"])]).fetchone()[0] == 0
+        assert store.con.execute("SELECT count(*) FROM ticket_people WHERE user_id = ?", [int(user["id"])]).fetchone()[0] == 0
+    # Twice is harmless.
+    assert client.erase(email).status == "not_found"
+
+
+def test_erasure_of_unknown_person_is_not_found(client):
+    assert client.erase("ei.ketaan@example.invalid").status == "not_found"
+    assert client.erase("   ").status == "not_found"
+
+
+def test_erasure_dry_run_changes_nothing(client, request_tracker):
+    user, tickets = pick_person(client, shared=False)
+    report = client.erase(user["EmailAddress"], dry_run=True)
+    assert report.status == "dry_run" and report.solo_tickets
+    assert client.find_users(user["EmailAddress"])
