@@ -2,16 +2,22 @@
 
 from dagster import AssetSelection, DefaultScheduleStatus, Definitions, EnvVar, ScheduleDefinition, define_asset_job
 
+from assets.google.assets import GoogleWorkspaceResource, raw_google
+from assets.netvisor.assets import NetvisorResource, raw_netvisor
 from assets.pipedrive.assets import raw_pipedrive
+from assets.request_tracker.assets import RequestTrackerResource, raw_request_tracker
 from assets.resources import PipedriveResource, StorageResource
 from assets.warehouse.assets import warehouse
+from pipelines.concurrency import SYSTEM_RUN_LIMITS, tags_for
+from pipelines.jobs.subject_export import RegisterResource, subject_export
 
 nightly_sync = define_asset_job(
     "nightly_sync",
     # Every asset: each system's raw sync, then the warehouse build that depends on them all.
     selection=AssetSelection.all(),
     description="Pull every system into its raw store, rebuild the warehouse and publish it.",
-    tags={"register/job": "nightly_sync"},
+    # Touches every system; safe to retry: each step resumes from its stored cursor.
+    tags={"register/job": "nightly_sync", "dagster/max_retries": "2", **tags_for(SYSTEM_RUN_LIMITS)},
 )
 
 nightly_sync_schedule = ScheduleDefinition(
@@ -23,14 +29,35 @@ nightly_sync_schedule = ScheduleDefinition(
 )
 
 defs = Definitions(
-    assets=[raw_pipedrive, warehouse],
-    jobs=[nightly_sync],
+    assets=[raw_pipedrive, raw_google, raw_request_tracker, raw_netvisor, warehouse],
+    jobs=[nightly_sync, subject_export],
     schedules=[nightly_sync_schedule],
     resources={
         "pipedrive": PipedriveResource(
             base_url=EnvVar("PIPEDRIVE_BASE_URL"),
             api_token=EnvVar("PIPEDRIVE_API_TOKEN"),
         ),
+        # The service-account key is read from GOOGLE_SERVICE_ACCOUNT_JSON/_FILE when the step runs.
+        "google": GoogleWorkspaceResource(admin_subject=EnvVar("GOOGLE_ADMIN_SUBJECT")),
+        # RT 5 REST2: a token (RT_TOKEN) or basic auth (RT_USER/RT_PASSWORD); the unused ones may be empty.
+        "request_tracker": RequestTrackerResource(
+            url=EnvVar("RT_URL"),
+            token=EnvVar("RT_TOKEN"),
+            user=EnvVar("RT_USER"),
+            password=EnvVar("RT_PASSWORD"),
+        ),
+        "netvisor": NetvisorResource(
+            base_url=EnvVar("NETVISOR_BASE_URL"),
+            sender=EnvVar("NETVISOR_SENDER"),
+            customer_id=EnvVar("NETVISOR_CUSTOMER_ID"),
+            partner_id=EnvVar("NETVISOR_PARTNER_ID"),
+            customer_key=EnvVar("NETVISOR_CUSTOMER_KEY"),
+            partner_key=EnvVar("NETVISOR_PARTNER_KEY"),
+            organisation_id=EnvVar("NETVISOR_ORGANISATION_ID"),
+        ),
         "storage": StorageResource(),
+        # The request register (REGISTER_URL, default SQLite data/register.sqlite) and the
+        # export folder (EXPORT_DIR, EXPORT_EXPIRE_DAYS), read from the environment at run time.
+        "register": RegisterResource(),
     },
 )

@@ -57,8 +57,19 @@ def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(Path("data/dagster").resolve()))
     print("Starting the sandbox (imitated SaaS APIs with synthetic Finnish contacts)...", flush=True)
     sandbox = start_sandbox()
+    rt = None
     try:
         env = dict(os.environ, **sandbox_env())
+        # Request Tracker is not imitated: a real, throw-away RT 5 (installed by `make rt`).
+        from sandbox.request_tracker import RequestTracker, seed
+        from sandbox.world import World
+
+        print("Starting Request Tracker 5 and seeding it (about 30 s)...", flush=True)
+        rt = RequestTracker.start()
+        seed(rt, World.generate(seed=7, persons=150, organizations=30))
+        env.update(rt.env())
+        with ENV_FILE.open("a") as f:
+            f.writelines(f"{key}={value}\n" for key, value in rt.env().items())
         print(f"Sandbox settings written to {ENV_FILE}", flush=True)
         print("Running nightly_sync once...", flush=True)
         subprocess.run(
@@ -85,6 +96,8 @@ def main() -> int:
             ui.wait(timeout=30)
             return 0
     finally:
+        if rt is not None:
+            rt.stop()
         sandbox.terminate()
         try:
             sandbox.wait(timeout=10)

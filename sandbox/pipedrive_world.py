@@ -257,10 +257,12 @@ def derive(world: World) -> PipedriveWorld:
                              add, upd, custom))
 
     shared = _shared_mailboxes(rng, world)
+    private_owner: dict[str, str] = {}  # a freemail address belongs to one human
     for h in world.humans:
         copies = 2 if rng.random() < 0.03 else 1
         for copy in range(copies):
-            pw.persons.append(_person(rng, len(pw.persons) + 1, h, companies, shared.get(h.true_person_id), copy))
+            pw.persons.append(_person(rng, len(pw.persons) + 1, h, companies, shared.get(h.true_person_id), copy,
+                                      private_owner))
 
     persons = pw.persons
     n_persons = len(persons)
@@ -305,7 +307,35 @@ def derive(world: World) -> PipedriveWorld:
             snippet = f"Hei {p.first_name}, {rng.choice(names.NOTE_PHRASES).lower()}"
             pw.mails.append(PdMail(len(pw.mails) + 1, p.id, rng.choice(USER_IDS), subject, snippet,
                                    rng.random() < 0.5, rng.randint(p.add_time, END), thread))
+    # Added last, from their own RNG, so that every record above stays as it was.
+    _life_changes(random.Random(f"pipedrive-life:{world.seed}"), pw, world)
     return pw
+
+
+def _life_changes(rng: random.Random, pw: PipedriveWorld, world: World) -> None:
+    """A second, later record for about 2% of humans, as a salesperson adds after a change:
+    the person moved to another company (new organisation and work email, same mobile), or
+    took a new surname (marriage; same mobile, and a new work email at the same company).
+    Only humans whose record has their mobile number: the hard case is "same phone, new
+    company or new name"; a change that leaves nothing in common is untraceable by anyone."""
+    companies = world.companies
+    has_mobile = {p.true_person_id for p in pw.persons if p.phones and p.phones[0][1] == "mobile"}
+    for h in world.humans:
+        if rng.random() >= 0.02 or h.true_person_id not in has_mobile:
+            continue
+        first, last, company = h.first_name, h.last_name, companies[h.company_index]
+        if rng.random() < 0.5 and len(companies) > 1:
+            company = companies[(h.company_index + rng.randrange(1, len(companies))) % len(companies)]
+        else:
+            last = rng.choice([n for n in names.LAST_NAMES if n != h.last_name])
+        emails = ()
+        if rng.random() < 0.7:
+            emails = ((f"{fold(first)}.{fold(last)}@{company.domain}", "work", True),)
+        phones = ((_format_phone(rng, h.phone_e164), "mobile", True),)
+        add = rng.randint(EPOCH + 365 * DAY, END - 30 * DAY)
+        pw.persons.append(PdPerson(len(pw.persons) + 1, h.true_person_id, f"{first} {last}", first, last, emails,
+                                   phones, company.index + 1, rng.choice(USER_IDS), h.title, add,
+                                   rng.randint(add, END), (), (None, None, None, None, None)))
 
 
 def _shared_mailboxes(rng: random.Random, world: World) -> dict[str, str]:
@@ -323,7 +353,8 @@ def _shared_mailboxes(rng: random.Random, world: World) -> dict[str, str]:
     return out
 
 
-def _person(rng: random.Random, pid: int, h: Any, companies: list, shared: str | None, copy: int) -> PdPerson:
+def _person(rng: random.Random, pid: int, h: Any, companies: list, shared: str | None, copy: int,
+            private_owner: dict[str, str] | None = None) -> PdPerson:
     first, last = h.first_name, h.last_name
     r = rng.random()
     if r < 0.04:  # typed surname first; Pipedrive splits the name as given
@@ -337,9 +368,17 @@ def _person(rng: random.Random, pid: int, h: Any, companies: list, shared: str |
         if rng.random() < 0.3:
             emails.append((h.email, "work", False))
     elif rng.random() >= (0.25 if copy else 0.08):
-        emails.append((_email_variant(rng, h.email, h.first_name, h.last_name), "work", True))
+        email = _email_variant(rng, h.email, h.first_name, h.last_name)
+        if private_owner is not None and private_owner.setdefault(email, h.true_person_id) != h.true_person_id:
+            email = h.email  # a mail server gives an alias ("mvirtanen@") to one person only
+        emails.append((email, "work", True))
         if rng.random() < 0.10:
             private = f"{fold(h.first_name)}.{fold(h.last_name)}@{rng.choice(names.FREEMAIL_DOMAINS)}"
+            n = 2  # namesakes cannot share one freemail account: the second gets a number
+            while private_owner is not None and private_owner.setdefault(private, h.true_person_id) != h.true_person_id:
+                local, domain = private.split("@")
+                private = f"{local.rstrip('0123456789')}{n}@{domain}"
+                n += 1
             emails.append((private, "home", False))
     phones: list[tuple[str, str, bool]] = []
     if rng.random() >= (0.3 if copy else 0.10):

@@ -13,6 +13,8 @@ from sandbox.world import World
 # Small enough to keep the suite fast, large enough for several 500-row pages once the
 # tests lower the page size.
 SMALL_WORLD = dict(seed=7, persons=300, organizations=60)
+# Request Tracker is real and slower to seed: 20 users, 30 tickets, about 75 messages.
+RT_WORLD = dict(seed=7, persons=60, organizations=12)
 FAST_RETRY = RetryPolicy(max_attempts=8, backoff_base_s=0.02, backoff_max_s=0.2)
 
 
@@ -29,9 +31,39 @@ def sandbox(small_world):
 
 
 @pytest.fixture
-def pipedrive_env(sandbox, monkeypatch, tmp_path):
+def google_sandbox():
+    """The Google Workspace imitation on its own port (a fresh world: tests change its data)."""
+    with Sandbox(World.generate(**SMALL_WORLD), systems=("google",)) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="session")
+def request_tracker():
+    """One real RT 5 for the session (installed if missing), seeded from a small world."""
+    from sandbox.request_tracker import RequestTracker, seed
+
+    with RequestTracker.start() as rt:
+        seed(rt, World.generate(**RT_WORLD))
+        yield rt
+
+
+@pytest.fixture
+def netvisor_sandbox():
+    """The Netvisor imitation on its own port (a fresh world: tests change its data)."""
+    with Sandbox(World.generate(**SMALL_WORLD), systems=("netvisor",)) as sb:
+        yield sb
+
+
+@pytest.fixture
+def pipedrive_env(sandbox, google_sandbox, request_tracker, netvisor_sandbox, monkeypatch, tmp_path):
     """Point the environment (and so the Dagster resources) at the sandbox and temp stores."""
     for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    for key, value in google_sandbox.env().items():  # nightly_sync also reads Google Workspace
+        monkeypatch.setenv(key, value)
+    for key, value in request_tracker.env().items():  # ... and the real Request Tracker
+        monkeypatch.setenv(key, value)
+    for key, value in netvisor_sandbox.env().items():  # ... and Netvisor
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RAW_DIR", str(tmp_path / "raw"))
     monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))

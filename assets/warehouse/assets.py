@@ -2,7 +2,10 @@
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
+from assets.google.assets import RAW_GOOGLE_KEYS
+from assets.netvisor.assets import RAW_NETVISOR_KEYS
 from assets.pipedrive.assets import RAW_PIPEDRIVE_KEYS
+from assets.request_tracker.assets import RAW_REQUEST_TRACKER_KEYS
 from assets.resources import StorageResource
 from assets.warehouse.build import build_warehouse
 
@@ -21,7 +24,8 @@ WAREHOUSE_TABLES = {
             group_name="warehouse",
             kinds={"duckdb"},
             description=text,
-            deps=list(RAW_PIPEDRIVE_KEYS.values()),
+            deps=list(RAW_PIPEDRIVE_KEYS.values()) + list(RAW_GOOGLE_KEYS.values())
+            + list(RAW_REQUEST_TRACKER_KEYS.values()) + list(RAW_NETVISOR_KEYS.values()),
         )
         for name, text in WAREHOUSE_TABLES.items()
     ],

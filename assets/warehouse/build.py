@@ -23,12 +23,11 @@ from typing import Iterable
 import duckdb
 
 from assets.raw_store import raw_path
-from assets.warehouse import normalize
+from assets.warehouse import identity, identity_state
 
 log = logging.getLogger("assets.warehouse")
 
 SQL_DIR = resources.files("assets.warehouse") / "sql"
-MAX_LINK_ITERATIONS = 50
 SYSTEM_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
@@ -93,35 +92,45 @@ def build_warehouse(
     *,
     systems: Iterable[str] | None = None,
     run_id: str = "",
+    identity_state_path: str | Path | None = None,
 ) -> BuildResult:
     """Build from the raw stores of ``systems`` (default: every ``<system>.duckdb`` in
-    ``raw_dir``; a named system without a raw store is an error)."""
+    ``raw_dir``; a named system without a raw store is an error). Operator decisions and the
+    stable person ids live in ``identity_state_path`` (default: see identity_state.default_path)."""
     systems = sorted(systems) if systems is not None else discover_systems(raw_dir)
     if not systems:
         raise FileNotFoundError(f"no raw stores in {raw_dir}: run a raw sync first")
     target = Path(warehouse_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = target.with_name(f"{target.name}.building-{os.getpid()}")
-    for stale in (work, work.with_name(work.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    _remove_abandoned_builds(target)
     result = BuildResult(target)
     con = duckdb.connect(str(work))
     try:
-        normalize.register(con)
+        identity.register(con)
         con.execute("CREATE SCHEMA staging")
         for system in systems:
             _copy_raw(con, raw_dir, system, result)
             if (SQL_DIR / f"staging_{system}.sql").is_file():
                 _run_sql_file(con, f"staging_{system}.sql")
         _union_staging(con, systems)
-        _run_sql_file(con, "person_identifiers.sql")
-        result.link_iterations = link_by_email(con)
+        # The state store is attached only while it is needed, so that an operator's
+        # confirm/split command is not locked out for the whole build.
+        state = Path(identity_state_path) if identity_state_path else identity_state.default_path(target)
+        identity_state.attach(con, state)
+        decisions = identity_state.load_decisions(con)
+        con.execute("DETACH idstate")
+        resolved = identity.resolve(con, decisions)
+        result.link_iterations = resolved.rounds
+        identity_state.attach(con, state)
+        identity_state.assign_person_ids(con)
+        con.execute("DETACH idstate")
         _run_sql_file(con, "persons.sql")
         con.execute(
             "CREATE TABLE _build AS SELECT ?::TIMESTAMPTZ AS built_at, ? AS run_id, ?::VARCHAR[] AS systems",
             [datetime.now(timezone.utc), run_id, list(systems)],
         )
-        for table in ("persons", "person_records", "person_identifiers", "marketing_bans"):
+        for table in ("persons", "person_records", "person_identifiers", "marketing_bans", "identity_review"):
             result.tables[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         result.persons = result.tables["persons"]
         con.execute("CHECKPOINT")
@@ -133,6 +142,25 @@ def build_warehouse(
     publish(work, target)
     log.info("warehouse published: %s", {k: v for k, v in result.tables.items()})
     return result
+
+
+def _remove_abandoned_builds(target: Path) -> None:
+    """Delete half-built files (and their WAL) left by builds whose process is gone (killed,
+    crashed), and any earlier one of this pid. They may hold personal data: never leave them."""
+    for path in target.parent.glob(f"{target.name}.building-*"):
+        pid = path.name.split(".building-", 1)[1].split(".", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):
+            path.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def publish(work: Path, target: Path) -> None:
@@ -173,59 +201,3 @@ def _copy_raw(con: duckdb.DuckDBPyConnection, raw_dir: str | Path, system: str, 
 def _sql_path(path: Path) -> str:
     # ATTACH takes no bound parameter for the path; the path is ours (RAW_DIR), but quote it.
     return str(path.resolve()).replace("'", "''")
-
-
-def link_by_email(con: duckdb.DuckDBPyConnection) -> int:
-    """Connected components over records that share a normalised, non-generic email, by label
-    propagation in SQL (each round: every email takes the smallest label among its records,
-    every record the smallest label among its emails). Writes
-    ``staging.person_components(record_key, person_id, rule)``. Returns the rounds needed.
-
-    The real identity resolution (phones, names, scored links, stable ids) is its own work;
-    this is the email-only first version."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE generic_local_parts AS SELECT unnest(?::VARCHAR[]) AS local_part",
-        [list(normalize.GENERIC_LOCAL_PARTS)],
-    )
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE link_edges AS
-        SELECT DISTINCT system || ':' || record_kind || ':' || record_id AS record_key, value_norm AS email
-        FROM person_identifiers
-        WHERE kind = 'email' AND value_norm IS NOT NULL
-          AND split_part(value_norm, '@', 1) NOT IN (SELECT local_part FROM generic_local_parts);
-        CREATE OR REPLACE TEMP TABLE link_labels AS
-        SELECT DISTINCT system || ':' || record_kind || ':' || record_id AS record_key,
-               system || ':' || record_kind || ':' || record_id AS label
-        FROM staging.source_persons;
-    """)
-    rounds = 0
-    while True:
-        rounds += 1
-        if rounds > MAX_LINK_ITERATIONS:
-            raise RuntimeError("email linking did not converge")
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE link_email_labels AS
-            SELECT e.email, min(l.label) AS label
-            FROM link_edges AS e JOIN link_labels AS l USING (record_key) GROUP BY e.email;
-            CREATE OR REPLACE TEMP TABLE link_next AS
-            SELECT l.record_key, least(l.label, coalesce(min(el.label), l.label)) AS label
-            FROM link_labels AS l
-            LEFT JOIN link_edges AS e USING (record_key)
-            LEFT JOIN link_email_labels AS el USING (email)
-            GROUP BY l.record_key, l.label;
-        """)
-        changed = con.execute(
-            "SELECT count(*) FROM link_next AS n JOIN link_labels AS l USING (record_key) WHERE n.label <> l.label"
-        ).fetchone()[0]
-        con.execute("CREATE OR REPLACE TEMP TABLE link_labels AS SELECT * FROM link_next")
-        if changed == 0:
-            break
-    con.execute("""
-        CREATE OR REPLACE TABLE staging.person_components AS
-        WITH sized AS (SELECT label, count(*) AS n FROM link_labels GROUP BY label)
-        SELECT l.record_key,
-               'P' || upper(substr(md5(l.label), 1, 16)) AS person_id,
-               CASE WHEN s.n > 1 THEN 'email' ELSE 'single' END AS rule
-        FROM link_labels AS l JOIN sized AS s USING (label);
-    """)
-    return rounds

@@ -59,3 +59,59 @@ def normalize_phone(value: str | None) -> str | None:
 def register(con: duckdb.DuckDBPyConnection) -> None:
     con.create_function("normalize_email", normalize_email, ["VARCHAR"], "VARCHAR", null_handling="special")
     con.create_function("normalize_phone", normalize_phone, ["VARCHAR"], "VARCHAR", null_handling="special")
+
+
+# --- Fast paths for the bulk of well-formed identifiers --------------------------------------
+# Calling the Python normalisers costs ~25 µs a value, too slow for a million records. Most
+# values are plain: a lower-case ASCII address, or a Finnish number with separators. SQL macros
+# normalise those in DuckDB and hand only the rest to the Python functions above. The fast paths
+# accept a value only where the slow path provably gives the same answer (tests compare them):
+# emails without anything email-validator treats specially, and numbers whose national part
+# matches Finland's mobile or fixed-line pattern taken from phonenumbers' own metadata.
+
+# Last labels of email-validator's special-use domains (it rejects them; the fast path must too).
+_SPECIAL_TLDS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+EMAIL_FAST_RE = (
+    r"[a-z0-9_%+\-]+(\.[a-z0-9_%+\-]+)*@([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}"
+)
+
+
+def _phone_patterns() -> tuple[str, str]:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(DEFAULT_REGION)
+    return meta.mobile.national_number_pattern, meta.fixed_line.national_number_pattern
+
+
+def _sql_literal(text: str) -> str:
+    # Only for our own constants (regular expressions from phonenumbers' metadata), never data.
+    return "'" + text.replace("'", "''") + "'"
+
+
+def register_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """SQL macros norm_email(x) and norm_phone(x): fast path in SQL, Python for the rest."""
+    mobile, fixed = _phone_patterns()
+    special = ", ".join(_sql_literal(t) for t in _SPECIAL_TLDS)
+    con.execute(f"""
+        CREATE OR REPLACE MACRO email_fast_form(x) AS lower(regexp_replace(x, '^[\\s<]+|[\\s>]+$', '', 'g'));
+        CREATE OR REPLACE MACRO norm_email(x) AS CASE
+            WHEN x IS NULL THEN NULL
+            WHEN length(x) <= 254
+                 AND regexp_full_match(email_fast_form(x), {_sql_literal(EMAIL_FAST_RE)})
+                 AND length(split_part(email_fast_form(x), '@', 1)) <= 64
+                 AND split_part(email_fast_form(x), '.', -1) NOT IN ({special})
+                 AND NOT contains(email_fast_form(x), 'xn--')  -- punycode: email-validator decodes it
+            THEN email_fast_form(x)
+            ELSE normalize_email(x) END;
+        CREATE OR REPLACE MACRO phone_compact(x) AS regexp_replace(x, '[\\s\\-().]', '', 'g');
+        CREATE OR REPLACE MACRO phone_national(c) AS CASE
+            WHEN starts_with(c, '+358') THEN substr(c, 5)
+            WHEN starts_with(c, '00358') THEN substr(c, 6)
+            WHEN starts_with(c, '0') AND NOT starts_with(c, '00') THEN substr(c, 2)
+            END;
+        CREATE OR REPLACE MACRO norm_phone(x) AS CASE
+            WHEN x IS NULL THEN NULL
+            WHEN length(x) <= 64
+                 AND (regexp_full_match(coalesce(phone_national(phone_compact(x)), ''), {_sql_literal(mobile)})
+                      OR regexp_full_match(coalesce(phone_national(phone_compact(x)), ''), {_sql_literal(fixed)}))
+            THEN '+358' || phone_national(phone_compact(x))
+            ELSE normalize_phone(x) END;
+    """)

@@ -1,11 +1,14 @@
 -- person_records: person_id -> every record about them; persons: one row per human.
--- Expects staging.person_components(record_key, person_id, rule) from the linking step.
+-- Expects staging.person_components(record_key, person_id, rule, score) from identity resolution:
+-- rule is how the record was linked ('email', 'phone', 'score', 'operator_confirm', or 'single'
+-- when nothing links it), score the match probability of that link (NULL for 'single').
+-- Records that point at a person record (deals, notes ...) carry rule '<system>:<kind>_id'.
 CREATE OR REPLACE TABLE person_records AS
-SELECT c.person_id, s.system, s.record_kind, s.record_id, c.rule, CAST(1.0 AS DOUBLE) AS score, s.updated_at
+SELECT c.person_id, s.system, s.record_kind, s.record_id, c.rule, CAST(c.score AS DOUBLE) AS score, s.updated_at
 FROM staging.source_persons AS s
 JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id
 UNION ALL
-SELECT c.person_id, l.system, l.record_kind, l.record_id, l.system || ':' || l.person_record_kind || '_id', 1.0, l.updated_at
+SELECT c.person_id, l.system, l.record_kind, l.record_id, l.system || ':' || l.person_record_kind || '_id', CAST(1.0 AS DOUBLE), l.updated_at
 FROM staging.person_links AS l
 JOIN staging.person_components AS c
   ON c.record_key = l.system || ':' || l.person_record_kind || ':' || l.person_record_id;
