@@ -5,11 +5,11 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, ConfigurableResource, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableResource, MaterializeResult, multi_asset
 
 from assets.netvisor.extract import ENTITIES, SPECS
 from assets.netvisor.sync import sync_netvisor
-from assets.raw_store import open_raw_store
+from assets.raw_sync import RawSyncConfig, raw_store_for
 from assets.resources import DEFAULT_RAW_DIR, StorageResource
 from connectors.legal_hold import FinancialYears
 from connectors.netvisor import NetvisorClient
@@ -48,15 +48,6 @@ class NetvisorResource(ConfigurableResource):
         )
 
 
-class NetvisorSyncConfig(Config):
-    reconcile_every_hours: float = 20.0
-    """Deletions are invisible to changedsince: re-read every customer and invoice id this often."""
-    max_delete_share: float = 0.5
-    """Refuse a reconciliation that would delete more than this share of a table."""
-    full_refresh: bool = False
-    """Forget the cursors and read everything again."""
-
-
 @multi_asset(
     specs=[
         AssetSpec(
@@ -73,15 +64,13 @@ class NetvisorSyncConfig(Config):
 )
 def raw_netvisor(
     context: AssetExecutionContext,
-    config: NetvisorSyncConfig,
+    config: RawSyncConfig,
     netvisor: NetvisorResource,
     storage: StorageResource,
 ):
     client = netvisor.client()
     try:
-        with open_raw_store(storage.raw_dir_path(), "netvisor") as store:
-            if config.full_refresh:
-                store.con.execute("DELETE FROM _sync_state")
+        with raw_store_for(storage, "netvisor", config) as store:
             result = sync_netvisor(
                 client,
                 store,

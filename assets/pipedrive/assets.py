@@ -2,24 +2,15 @@
 
 from datetime import timedelta
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
 from assets.pipedrive.extract import SPECS
 from assets.pipedrive.sync import sync_pipedrive
-from assets.raw_store import open_raw_store
+from assets.raw_sync import RawSyncConfig, raw_store_for
 from assets.resources import PipedriveResource, StorageResource
 from connectors.pipedrive import ENTITIES
 
 RAW_PIPEDRIVE_KEYS = {entity: AssetKey(["raw_pipedrive", entity]) for entity in ENTITIES}
-
-
-class PipedriveSyncConfig(Config):
-    reconcile_every_hours: float = 20.0
-    """Deletions are invisible to incremental polling: walk all ids when the last walk is older."""
-    max_delete_share: float = 0.5
-    """Refuse a reconciliation that would delete more than this share of a table."""
-    full_refresh: bool = False
-    """Forget the cursors and read everything again (also reconciles deletions)."""
 
 
 @multi_asset(
@@ -36,15 +27,13 @@ class PipedriveSyncConfig(Config):
 )
 def raw_pipedrive(
     context: AssetExecutionContext,
-    config: PipedriveSyncConfig,
+    config: RawSyncConfig,
     pipedrive: PipedriveResource,
     storage: StorageResource,
 ):
     client = pipedrive.client()
     try:
-        with open_raw_store(storage.raw_dir_path(), "pipedrive") as store:
-            if config.full_refresh:
-                store.con.execute("DELETE FROM _sync_state")
+        with raw_store_for(storage, "pipedrive", config) as store:
             result = sync_pipedrive(
                 client,
                 store,

@@ -3,9 +3,9 @@
 import os
 from datetime import timedelta
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, ConfigurableResource, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableResource, MaterializeResult, multi_asset
 
-from assets.raw_store import open_raw_store
+from assets.raw_sync import RawSyncConfig, raw_store_for
 from assets.request_tracker.sync import SPECS, TABLES, sync_request_tracker
 from assets.resources import StorageResource
 from connectors.request_tracker import RequestTrackerClient, RtAdminTools
@@ -35,13 +35,6 @@ class RequestTrackerResource(ConfigurableResource):
         )
 
 
-class RequestTrackerSyncConfig(Config):
-    reconcile_every_hours: float = 20.0
-    """Shredded users/tickets/transactions are invisible to polling: walk all ids when the last walk is older."""
-    max_delete_share: float = 0.5
-    full_refresh: bool = False
-
-
 @multi_asset(
     specs=[
         AssetSpec(
@@ -56,15 +49,13 @@ class RequestTrackerSyncConfig(Config):
 )
 def raw_request_tracker(
     context: AssetExecutionContext,
-    config: RequestTrackerSyncConfig,
+    config: RawSyncConfig,
     request_tracker: RequestTrackerResource,
     storage: StorageResource,
 ):
     client = request_tracker.client()
     try:
-        with open_raw_store(storage.raw_dir_path(), "request_tracker") as store:
-            if config.full_refresh:
-                store.con.execute("DELETE FROM _sync_state")
+        with raw_store_for(storage, "request_tracker", config) as store:
             result = sync_request_tracker(
                 client, store,
                 reconcile_every=timedelta(hours=config.reconcile_every_hours),
