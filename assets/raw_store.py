@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -91,6 +91,30 @@ class SyncState:
     last_full_sync_at: datetime | None = None
     last_reconciled_at: datetime | None = None
     last_success_at: datetime | None = None
+
+
+@dataclass
+class EntityResult:
+    """What one sync did to one raw table (counts only: these go into Dagster metadata)."""
+
+    entity: str
+    mode: str = "incremental"  # "full" (first run), "reconcile" (periodic full re-read) or "incremental"
+    pages: int = 0
+    received: int = 0
+    upserted: int = 0
+    deleted: int = 0
+    reconciled: bool = False
+    reconciled_deleted: int = 0
+    issues: int = 0
+    rejects: int = 0
+    rows: int = 0
+
+
+@dataclass
+class SyncResult:
+    entities: dict[str, EntityResult] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
 
 
 class MassDeletionRefused(RuntimeError):

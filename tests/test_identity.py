@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import duckdb
 import pytest
 
-from assets.warehouse import identity, identity_state
+from assets.warehouse import identity
 from assets.warehouse.build import build_warehouse
 from assets.warehouse.normalize import normalize_email, normalize_phone
 from sandbox.world import World

@@ -21,35 +21,14 @@ of an unchanged record keeps it, so the warehouse's last-activity dates stay mea
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from assets.netvisor.extract import SPECS, contact_person_row, customer_row, invoice_row
-from assets.raw_store import RawStore, TableSpec
+from assets.raw_store import EntityResult, SyncResult, RawStore, TableSpec
 from connectors.netvisor import NetvisorClient
 
 log = logging.getLogger("assets.netvisor")
-
-
-@dataclass
-class EntityResult:
-    entity: str
-    mode: str = "incremental"  # "full" (first run), "reconcile" (periodic full re-read) or "incremental"
-    received: int = 0
-    upserted: int = 0
-    deleted: int = 0
-    reconciled_deleted: int = 0
-    issues: int = 0
-    rejects: int = 0
-    rows: int = 0
-
-
-@dataclass
-class SyncResult:
-    entities: dict[str, EntityResult] = field(default_factory=dict)
-    requests: int = 0
-    retries: int = 0
 
 
 def sync_netvisor(

@@ -14,37 +14,14 @@ resumes where it stopped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from assets.pipedrive.extract import FIELDS_SPEC, SPECS, FieldMap, extract, field_rows
-from assets.raw_store import RawStore
+from assets.raw_store import EntityResult, SyncResult, RawStore
 from connectors.pipedrive import ENTITIES, FIELD_ENDPOINTS, PipedriveClient, parse_time
 
 log = logging.getLogger("assets.pipedrive")
-
-
-@dataclass
-class EntityResult:
-    entity: str
-    mode: str = "incremental"  # or "full"
-    pages: int = 0
-    received: int = 0
-    upserted: int = 0
-    deleted: int = 0
-    reconciled_deleted: int = 0
-    reconciled: bool = False
-    issues: int = 0
-    rejects: int = 0
-    rows: int = 0
-
-
-@dataclass
-class SyncResult:
-    entities: dict[str, EntityResult] = field(default_factory=dict)
-    requests: int = 0
-    retries: int = 0
 
 
 def sync_pipedrive(

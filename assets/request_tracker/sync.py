@@ -17,11 +17,10 @@ non-UTF-8 bodies cannot break it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from assets.raw_store import RawStore, TableSpec, clean_text, json_text
+from assets.raw_store import EntityResult, SyncResult, RawStore, TableSpec, clean_text, json_text
 from connectors.request_tracker import RequestTrackerClient, parse_time
 
 log = logging.getLogger("assets.request_tracker")
@@ -58,26 +57,6 @@ SELECT ticket_id, user_id, role, last_updated FROM (
     UNION ALL SELECT id, unnest(coalesce(admincc_ids, [])), 'AdminCc', last_updated FROM tickets
 )
 """
-
-
-@dataclass
-class EntityResult:
-    entity: str
-    mode: str = "incremental"
-    pages: int = 0
-    upserted: int = 0
-    issues: int = 0
-    rejects: int = 0
-    reconciled: bool = False
-    reconciled_deleted: int = 0
-    rows: int = 0
-
-
-@dataclass
-class SyncResult:
-    entities: dict[str, EntityResult] = field(default_factory=dict)
-    requests: int = 0
-    retries: int = 0
 
 
 def _canonical(record: dict) -> str:

@@ -144,7 +144,7 @@ def assign_person_ids(con: duckdb.DuckDBPyConnection, alias: str = "idstate", no
     """).fetchone()[0]
     if clash:
         raise RuntimeError("person id collision: run the build again")
-    con.execute(f"""
+    con.execute("""
         CREATE OR REPLACE TABLE staging.person_components AS
         SELECT c.record_key, coalesce(k.person_id, n.person_id) AS person_id, c.rule, c.score
         FROM staging.record_clusters AS c

@@ -7,7 +7,6 @@ The run's output metadata shows each system's answer and counts, never personal 
 """
 
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import List
 
