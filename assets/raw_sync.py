@@ -1,11 +1,12 @@
 """What every system's raw-sync asset shares: its run config and how it opens its raw store."""
 
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Iterator
 
 from dagster import Config
 
-from assets.raw_store import RawStore, open_raw_store
+from assets.raw_store import EntityResult, RawStore, open_raw_store
 from assets.resources import StorageResource
 
 
@@ -25,3 +26,9 @@ def raw_store_for(storage: StorageResource, system: str, config: RawSyncConfig) 
         if config.full_refresh:
             store.con.execute("DELETE FROM _sync_state")
         yield store
+
+
+def entity_metadata(system: str, table: str, result: EntityResult) -> dict:
+    """Dagster metadata for one raw table after a sync: counts and the table name, never data."""
+    counts = {k: v for k, v in asdict(result).items() if k != "entity"}
+    return {**counts, "table": f"raw_{system}.{table}"}

@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableReso
 
 from assets.netvisor.extract import ENTITIES, SPECS
 from assets.netvisor.sync import sync_netvisor
-from assets.raw_sync import RawSyncConfig, raw_store_for
+from assets.raw_sync import RawSyncConfig, entity_metadata, raw_store_for
 from assets.resources import DEFAULT_RAW_DIR, StorageResource
 from connectors.legal_hold import FinancialYears
 from connectors.netvisor import NetvisorClient
@@ -82,17 +82,4 @@ def raw_netvisor(
     context.log.info(f"netvisor sync: {result.requests} requests, {result.retries} retries")
     for entity, key in RAW_NETVISOR_KEYS.items():
         r = result.entities[entity]
-        yield MaterializeResult(
-            asset_key=key,
-            metadata={
-                "mode": r.mode,
-                "rows": r.rows,
-                "received": r.received,
-                "upserted": r.upserted,
-                "deleted": r.deleted,
-                "reconciled_deleted": r.reconciled_deleted,
-                "issues": r.issues,
-                "rejects": r.rejects,
-                "table": f"raw_netvisor.{SPECS[entity].name}",
-            },
-        )
+        yield MaterializeResult(asset_key=key, metadata=entity_metadata("netvisor", SPECS[entity].name, r))

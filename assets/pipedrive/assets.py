@@ -6,7 +6,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 
 from assets.pipedrive.extract import SPECS
 from assets.pipedrive.sync import sync_pipedrive
-from assets.raw_sync import RawSyncConfig, raw_store_for
+from assets.raw_sync import RawSyncConfig, entity_metadata, raw_store_for
 from assets.resources import PipedriveResource, StorageResource
 from connectors.pipedrive import ENTITIES
 
@@ -45,18 +45,4 @@ def raw_pipedrive(
     context.log.info(f"pipedrive sync: {result.requests} requests, {result.retries} retries")
     for entity, key in RAW_PIPEDRIVE_KEYS.items():
         r = result.entities[entity]
-        yield MaterializeResult(
-            asset_key=key,
-            metadata={
-                "mode": r.mode,
-                "rows": r.rows,
-                "pages": r.pages,
-                "upserted": r.upserted,
-                "deleted": r.deleted,
-                "reconciled": r.reconciled,
-                "reconciled_deleted": r.reconciled_deleted,
-                "issues": r.issues,
-                "rejects": r.rejects,
-                "table": f"raw_pipedrive.{SPECS[entity].name}",
-            },
-        )
+        yield MaterializeResult(asset_key=key, metadata=entity_metadata("pipedrive", SPECS[entity].name, r))

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableResource, MaterializeResult, multi_asset
 
-from assets.raw_sync import RawSyncConfig, raw_store_for
+from assets.raw_sync import RawSyncConfig, entity_metadata, raw_store_for
 from assets.request_tracker.sync import SPECS, TABLES, sync_request_tracker
 from assets.resources import StorageResource
 from connectors.request_tracker import RequestTrackerClient, RtAdminTools
@@ -70,11 +70,4 @@ def raw_request_tracker(
             yield MaterializeResult(asset_key=key, metadata={"rows": people, "table": "raw_request_tracker.ticket_people"})
             continue
         r = result.entities[table]
-        yield MaterializeResult(
-            asset_key=key,
-            metadata={
-                "mode": r.mode, "rows": r.rows, "pages": r.pages, "upserted": r.upserted,
-                "reconciled": r.reconciled, "reconciled_deleted": r.reconciled_deleted,
-                "issues": r.issues, "rejects": r.rejects, "table": f"raw_request_tracker.{SPECS[table].name}",
-            },
-        )
+        yield MaterializeResult(asset_key=key, metadata=entity_metadata("request_tracker", SPECS[table].name, r))
