@@ -18,7 +18,8 @@ from typing import Any, Iterator, Sequence
 DEFAULT_SQLITE_PATH = "data/register.sqlite"
 SCHEMA_VERSION = "1"
 
-_STATES = ("pending", "found", "not_found", "done", "failed", "manual_open", "manual_answered", "held")
+_STATES = ("pending", "found", "not_found", "done", "failed", "manual_open", "manual_answered", "held",
+           "not_applicable")
 _KINDS = ("access", "erasure", "restriction", "objection", "rectification")
 
 
