@@ -1,7 +1,8 @@
 """Imitation of the Pipedrive REST API (facts: /work/shared/pipedrive.md).
 
 v2 for persons, organizations, deals, activities, fields and person search; v1 for notes,
-mail messages, person merge, fields and users. Envelopes, cursor/offset paging, auth styles,
+mail messages, a person's flow (field changes made through the API, notes, activities), person
+merge, fields and users. Envelopes, cursor/offset paging, auth styles,
 strict validation, soft delete with a 30-day purge, per-token burst windows, the daily token
 budget and the rate-limit headers follow the real API as documented there.
 
@@ -123,6 +124,8 @@ class PipedriveImitation(Imitation):
         self._indexes: dict[tuple[str, str], tuple[int, list]] = {}
         self._notes_cache: tuple[Any, int, list[int]] | None = None
         self._ms_changed: set[int] = set()
+        self._person_changes: dict[int, list[dict]] = {}  # person id -> personChange data, oldest first
+        self._change_seq = 0
         self._windows: dict[Any, deque[float]] = {}
         self._tokens = 0
         self._budget_day: dt.date | None = None
@@ -264,7 +267,7 @@ class PipedriveImitation(Imitation):
             if method == "GET":
                 return 1 if template.endswith("{id}") else 10
             return {"POST": 5, "PATCH": 5, "DELETE": 3}.get(method, 1)
-        if template.endswith("/merge"):
+        if template.endswith("/merge") or template.endswith("/flow"):
             return 40
         if method == "GET":
             return 2 if template.endswith("{id}") else 20
@@ -343,6 +346,7 @@ class PipedriveImitation(Imitation):
         add("PUT", "/api/v1/notes/{id}", lambda req, id: self._update_note(req, int(id)))
         add("DELETE", "/api/v1/notes/{id}", lambda req, id: self._delete_note(int(id)))
         add("GET", "/api/v1/persons/{id}/mailMessages", lambda req, id: self._mail_messages(req, int(id)))
+        add("GET", "/api/v1/persons/{id}/flow", lambda req, id: self._person_flow(req, int(id)))
         add("PUT", "/api/v1/persons/{id}/merge", lambda req, id: self._merge(req, int(id)))
         add("GET", "/api/v1/users", lambda req: self._ok_v1([self._user_out(u) for u in self.users]))
         add("GET", "/api/v1/users/me", lambda req: self._ok_v1(self._user_out(self.users[0])))
@@ -551,8 +555,11 @@ class PipedriveImitation(Imitation):
         rec = self._live(entity, rid)
         changes = validate(entity, req.json(), self.fields[entity], creating=False)
         updated = copy.deepcopy(self._full(entity, rec))  # a failed validation leaves the record untouched
+        before = copy.deepcopy(updated)
         self._apply(entity, rid, updated, changes, creating=False)
         self._data[entity][rid] = updated
+        if entity == "persons":
+            self._log_person_changes(rid, before, updated, req)
         self._changed(entity)
         return json_response(200, {"success": True, "data": self._render(entity, updated, {"marketing_status"})})
 
@@ -769,6 +776,52 @@ class PipedriveImitation(Imitation):
         items = [{"object": "mailMessage", "timestamp": m["message_time"], "data": self._mail_out(m)}
                  for m in messages]
         return self._v1_page(items, start, limit)
+
+    def _log_person_changes(self, pid: int, before: dict, after: dict, req: Request) -> None:
+        """One personChange per changed field, shaped as v1 flow's ``data`` (custom fields by
+        their hash key; list and object values as JSON text, as v1 reports them)."""
+        def flat(rec: dict) -> dict:
+            out = {k: v for k, v in rec.items() if k not in ("custom_fields", "update_time", "add_time")}
+            out.update(rec.get("custom_fields") or {})
+            return out
+
+        old, new = flat(before), flat(after)
+        log = self._person_changes.setdefault(pid, [])
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) == new.get(key):
+                continue
+            text = [v if v is None or isinstance(v, (str, int, float, bool)) else json.dumps(v, ensure_ascii=False)
+                    for v in (old.get(key), new.get(key))]
+            self._change_seq += 1
+            log.append({"id": self._change_seq, "item_id": pid,
+                        "user_id": self.user_id, "field_key": key, "old_value": text[0], "new_value": text[1],
+                        "is_bulk_update_flag": None, "log_time": self.now().strftime(V1_FMT),
+                        "change_source": "api", "change_source_user_agent": req.headers.get("User-Agent"),
+                        "additional_data": []})
+
+    def _person_flow(self, req: Request, pid: int) -> Response:
+        """``GET /v1/persons/{id}/flow``: the person's updates, newest first, each
+        ``{object, timestamp, data}`` with object personChange, note or activity; ``items``
+        (comma-separated objects) narrows them. v1 offset paging."""
+        if pid not in self._data["persons"]:
+            raise ApiError(404, "Person not found")
+        start, limit = self._v1_paging(req.query)
+        wanted = {i.strip() for i in (req.query.get("items") or "").split(",") if i.strip()}
+        items = [{"object": "personChange", "timestamp": c["log_time"], "data": c}
+                 for c in self._person_changes.get(pid, [])]
+        items += [{"object": "note", "timestamp": n.get("add_time"), "data": self._note_out(n)}
+                  for n in self._data["notes"].values() if n.get("person_id") == pid]
+        for a in self._data["activities"].values():
+            full = self._full("activities", a)
+            participants = full.get("participants") if isinstance(full.get("participants"), list) else []
+            linked = {full.get("person_id")} | {p.get("person_id") for p in participants if isinstance(p, dict)}
+            if pid in linked and a.get("is_deleted") is not True:
+                when = str(full.get("add_time") or "").replace("T", " ").rstrip("Z")
+                items.append({"object": "activity", "timestamp": when, "data": full})
+        if wanted:
+            items = [i for i in items if i["object"] in wanted]
+        items.sort(key=lambda i: (str(i["timestamp"] or ""), str(i["data"].get("id"))), reverse=True)
+        return self._v1_page(copy.deepcopy(items), start, limit)
 
     def _merge(self, req: Request, loser_id: int) -> Response:
         """The URL person is removed; merge_with_id survives, keeps its values and takes the

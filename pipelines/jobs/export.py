@@ -23,7 +23,8 @@ from typing import Any
 
 import duckdb
 
-from pipelines.jobs.exporters import EXPORTERS, LiveContext, SystemExport
+from assets.warehouse.identity import generic_local_parts
+from pipelines.jobs.exporters import EXPORTERS, LiveContext, PersonRef, SystemExport
 from pipelines.jobs.report import render_report
 from pipelines.register.identifiers import Identifiers, name_key
 
@@ -42,6 +43,11 @@ class Subject:
     unmatched_identifiers: int = 0
     records: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # system -> kind -> ids
     profiles: list[dict] = field(default_factory=list)  # rows of the warehouse's persons view
+    # For live searches: the person's own normalised emails and phones (those of their records,
+    # and given ones the warehouse does not know), never a generic mailbox or an identifier
+    # another person uses too.
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
 
 
 def _persons_of_records(con: duckdb.DuckDBPyConnection, keys: set[tuple[str, str, str]]) -> dict[tuple, set[str]]:
@@ -124,7 +130,37 @@ def find_subject(con: duckdb.DuckDBPyConnection, ids: Identifiers) -> Subject:
                           [subject.person_ids])
         cols = [d[0] for d in cur.description]
         subject.profiles = [dict(zip(cols, r)) for r in cur.fetchall()]
+    unknown = {w for w, persons in by_identifier.items() if not persons}
+    subject.emails, subject.phones = _own_identifiers(con, subject, unknown)
     return subject
+
+
+def _own_identifiers(con: duckdb.DuckDBPyConnection, subject: Subject,
+                     unknown: set[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(emails, phones) the live reads may search by: see ``Subject.emails``. ``unknown`` are
+    the given (kind, value) pairs that no warehouse record carries."""
+    mine = {(s, k, r) for s, kinds in subject.records.items() for k, ids in kinds.items() for r in ids}
+    values: set[tuple[str, str]] = set(unknown)
+    if mine:
+        values |= {(kind, value) for s, k, r, kind, value in con.execute(
+            "SELECT system, record_kind, record_id, kind, value_norm FROM person_identifiers "
+            "WHERE kind IN ('email', 'phone') AND value_norm IS NOT NULL "
+            "AND record_id IN (SELECT unnest(?::VARCHAR[]))", [sorted({r for _, _, r in mine})],
+        ).fetchall() if (s, k, str(r)) in mine}
+    generic = set(generic_local_parts())
+    values = {(kind, v) for kind, v in values if not (kind == "email" and v.split("@")[0] in generic)}
+    if values and subject.person_ids:
+        # An identifier that another person's records carry too is not the person's own.
+        hits = con.execute(
+            "SELECT system, record_kind, record_id, kind, value_norm FROM person_identifiers "
+            "WHERE kind IN ('email', 'phone') AND value_norm IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted({v for _, v in values})]).fetchall()
+        owners = _persons_of_records(con, {(s, k, str(r)) for s, k, r, _, _ in hits})
+        mine_ids = set(subject.person_ids)
+        for s, k, r, kind, value in hits:
+            if owners.get((s, k, str(r)), set()) - mine_ids:
+                values.discard((kind, value))
+    return (sorted(v for kind, v in values if kind == "email"), sorted(v for kind, v in values if kind == "phone"))
 
 
 def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[dict],
@@ -149,7 +185,7 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[d
             out[system] = res
             continue
         try:
-            if not exporter.has_raw(con):
+            if exporter.tables and not exporter.has_raw(con):
                 raise ExportError(f"no raw_{system} tables in the warehouse (not synced)")
             exporter.warehouse(con, ids, res)
         except Exception as exc:  # noqa: BLE001 - one system's failure must not lose the others
@@ -158,16 +194,16 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[d
             out[system] = res
             continue
         res.state = "found" if res.count() else "not_found"
-        if live is not None and ids:
+        if live is not None and live.has(system):
             try:
-                exporter.live(live, ids, res)
+                exporter.live(live, PersonRef(ids, subject.emails, subject.phones), res)
                 res.state = "found" if res.count() else "not_found"
             except Exception as exc:  # noqa: BLE001
                 # What the warehouse holds is still exported; the answer is incomplete, so the
                 # system counts as failed and the officer retries or checks by hand.
                 res.state, res.error = "failed", "live read failed: " + _error_text(exc)
         elif ids:
-            res.notes.append("live API reads were not requested for this export")
+            res.notes.append("live API reads were not requested or not configured for this export")
         out[system] = res
     return out
 

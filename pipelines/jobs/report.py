@@ -25,7 +25,7 @@ T = {
         "held": "Sinusta säilytetyt tiedot", "profile": "Yhdistetty henkilötieto (tietovarasto)",
         "security": "Tietojen suojaus", "response": "Vastausaika", "ambiguous":
             "{n} antamaasi tunnistetta (esim. yhteinen sähköpostiosoite) kuuluu myös muille; niihin liittyvät tiedot selvitetään käsin.",
-        "notes": "Huomiot",
+        "notes": "Huomiot", "files": "Alkuperäisiä tiedostoja paketissa: {n}",
     },
     "en": {
         "title": "Answer to your access request (GDPR article 15)",
@@ -42,7 +42,7 @@ T = {
         "held": "The data we hold about you", "profile": "Combined person data (warehouse)",
         "security": "Security", "response": "Response time", "ambiguous":
             "{n} of the identifiers you gave (e.g. a shared mailbox) also belong to others; what relates to them is checked by hand.",
-        "notes": "Notes",
+        "notes": "Notes", "files": "Original files in the package: {n}",
     },
 }
 
@@ -74,6 +74,8 @@ def _answer(res: Any, t: dict) -> str:
     parts = [_e(text)]
     if res.records:
         parts.append(_e(", ".join(f"{k}: {len(v)}" for k, v in sorted(res.records.items()) if v)))
+    if res.attachments:
+        parts.append(_e(t["files"].format(n=len(res.attachments))))
     for note in res.notes:
         parts.append(f"<small>{_e(note)}</small>")
     if res.error:

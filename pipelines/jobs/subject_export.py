@@ -28,10 +28,7 @@ from pipelines.jobs.export import DEFAULT_EXPIRE_DAYS, DEFAULT_EXPORT_DIR, Expor
 from pipelines.register import InvalidIdentifier, RegisterError, open_register, validate_identifiers
 from pipelines.register.cases import Register
 from pipelines.register.description import load_description
-
-# Live reads: system -> Dagster resource key whose ``client()`` opens that system's API client.
-# A system with a live exporter adds a line here and its resource in definitions.py.
-LIVE_CLIENT_RESOURCES = {"pipedrive": "pipedrive"}
+from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
 
 
 class RegisterResource(ConfigurableResource):
@@ -110,7 +107,7 @@ def _case_from_config(context: OpExecutionContext, register: Register, config: S
 
 
 @op(
-    required_resource_keys={"register", "storage", *LIVE_CLIENT_RESOURCES.values()},
+    required_resource_keys={"register", "storage", *SYSTEM_RESOURCES.values()},
     out=Out(dict, description="Per-system outcome and counts (no personal data)."),
     tags={"register/step": "subject_export"},
 )
@@ -135,8 +132,8 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
         export_dir = res.export_path()
         purged = purge_expired(register, export_dir, actor)
         if config.live_reads:
-            live = LiveContext({system: getattr(context.resources, key).client
-                                for system, key in LIVE_CLIENT_RESOURCES.items() if system in EXPORTERS})
+            # Every system with an exporter and a configured resource is read live.
+            live = LiveContext(client_factories(context.resources, systems=set(EXPORTERS)))
         storage = context.resources.storage
         try:
             result = export_subject(
@@ -163,9 +160,10 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
         "file": result.path.name,
         "sha256": result.sha256,
         "persons_found": len(result.subject.person_ids),
-        "systems": {s: {"state": o["state"], "records": o["records"]} for s, o in outcomes.items()},
+        "systems": {s: {"state": o["state"], "records": o["records"], "attachments": len(result.results[s].attachments)}
+                    for s, o in outcomes.items()},
     }
-    table = ["| system | answer | records | by kind |", "|---|---|---|---|"]
+    table = ["| system | answer | records | files | by kind |", "|---|---|---|---|---|"]
     metadata = {
         "case_id": case.case_id,
         "file": result.path.name,
@@ -178,7 +176,7 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
     }
     for system, r in result.results.items():
         kinds = ", ".join(f"{k} {n}" for k, n in r.counts().items())
-        table.append(f"| {system} | {r.state} | {r.count()} | {kinds} |")
+        table.append(f"| {system} | {r.state} | {r.count()} | {len(r.attachments)} | {kinds} |")
         metadata[f"{system}"] = f"{r.state}: {r.count()} records" + (f" ({kinds})" if kinds else "")
         context.log.info(f"{system}: {r.state}, {r.count()} records" + (f" ({kinds})" if kinds else ""))
     metadata["systems"] = MetadataValue.md("\n".join(table))
@@ -188,7 +186,7 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
 @job(
     name="subject_export",
     description="Answer an access request (GDPR art. 15): one zip with everything held about the person.",
-    tags={"register/job": "subject_export", **tags_for(LIVE_CLIENT_RESOURCES)},
+    tags={"register/job": "subject_export", **tags_for(SYSTEM_RESOURCES)},
 )
 def subject_export():
     export_subject_data()
