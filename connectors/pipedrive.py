@@ -284,6 +284,12 @@ class PipedriveClient:
             lambda p: self.v1._get(f"{self.v1.BASE_URL}persons/{person_id}/mailMessages", params=p), {}
         )
 
+    def person_flow(self, person_id: int) -> list[dict]:
+        """The person's change history (v1 ``/persons/{id}/flow``): field changes, notes, activities."""
+        return self._v1_list(
+            lambda p: self.v1._get(f"{self.v1.BASE_URL}persons/{person_id}/flow", params=p), {}
+        )
+
     def _v1_list(self, fetch, params: dict) -> list[dict]:
         out: list[dict] = []
         start = 0

@@ -215,9 +215,7 @@ class PipedriveExporter(Exporter):
                 gone += 1
                 continue
             try:
-                for change in client._v1_list(
-                    lambda p, pid=pid: client.v1._get(f"{client.v1.BASE_URL}persons/{pid}/flow", params=p), {}
-                ):
+                for change in client.person_flow(pid):
                     if isinstance(change, dict):
                         flow.append({"person_id": pid, **change})
             except NotFoundError:
