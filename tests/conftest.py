@@ -55,7 +55,14 @@ def netvisor_sandbox():
 
 
 @pytest.fixture
-def pipedrive_env(sandbox, google_sandbox, request_tracker, netvisor_sandbox, monkeypatch, tmp_path):
+def small_sandbox():
+    """Trustmary, Matomo and Docue imitations, each on its own port (a fresh world)."""
+    with Sandbox(World.generate(**SMALL_WORLD), systems=("trustmary", "matomo", "docue")) as sb:
+        yield sb
+
+
+@pytest.fixture
+def pipedrive_env(sandbox, google_sandbox, request_tracker, netvisor_sandbox, small_sandbox, monkeypatch, tmp_path):
     """Point the environment (and so the Dagster resources) at the sandbox and temp stores."""
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
@@ -65,8 +72,14 @@ def pipedrive_env(sandbox, google_sandbox, request_tracker, netvisor_sandbox, mo
         monkeypatch.setenv(key, value)
     for key, value in netvisor_sandbox.env().items():  # ... and Netvisor
         monkeypatch.setenv(key, value)
+    for key, value in small_sandbox.env().items():  # ... and the data-subject jobs Trustmary, Matomo, Docue
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("RAW_DIR", str(tmp_path / "raw"))
     monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+    # nightly_sync reads the request register (the suppression list): keep it in tmp too.
+    monkeypatch.setenv("REGISTER_URL", str(tmp_path / "register.sqlite"))
+    # The erasure and ban jobs put people on the suppression list: a per-test generated key.
+    monkeypatch.setenv("SUPPRESSION_KEY_FILE", str(tmp_path / "suppression.key"))
     return sandbox.env()
 
 

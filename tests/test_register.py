@@ -54,8 +54,9 @@ def pg_url(pg_database):
     import psycopg
 
     with psycopg.connect(pg_database, autocommit=True) as con:
-        con.execute("DROP TABLE IF EXISTS audit, approvals, case_systems, case_subject_keys, case_identifiers, "
-                    "cases, register_meta CASCADE")
+        # The whole schema, so tables added to the register later are dropped too.
+        con.execute("DROP SCHEMA public CASCADE")
+        con.execute("CREATE SCHEMA public")
     return pg_database
 
 

@@ -1,0 +1,89 @@
+"""Google Workspace eraser over ``connectors.google_workspace_ops`` (find / erase), once per
+personal email of the subject (shared and role mailboxes were dropped by ``matching``).
+
+- mail in any mailbox from/to/cc the address: deleted (``permanent: true``) or trashed;
+- calendar events: the person is removed from the attendees (nobody is mailed); events the
+  person organised are manual tasks;
+- Drive: the person's permissions are removed; files they own are manual tasks;
+- contacts: deleted; "other contacts" are read-only in the People API: manual tasks;
+- mailing-list memberships (``mailing_lists`` of the policy): removed.
+Record ids are directory user ids and Google's own ids, never the address.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from connectors.google_workspace_ops import Findings, erase, find
+from pipelines.erasure.policy import system_policy
+from pipelines.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
+
+SYSTEM = "google"
+
+
+class GoogleEraser:
+    system = SYSTEM
+
+    def __init__(self, policy: dict | None = None) -> None:
+        self.policy = policy or system_policy(SYSTEM)
+        self.permanent = bool(self.policy.get("permanent", True))
+        self.mailing_lists = tuple(self.policy.get("mailing_lists") or ())
+
+    def _findings(self, clients: Clients, subject: WritebackSubject) -> list[Findings]:
+        client = clients.client(SYSTEM)
+        return [find(client, email, self.mailing_lists) for email in subject.emails]
+
+    def _steps(self, found: Findings) -> list[PlannedStep]:
+        steps = []
+        for m in found.gmail:
+            if self.permanent or "TRASH" not in m["labels"]:
+                steps.append(PlannedStep(SYSTEM, "gmail_message", f"{m['user_id']}/{m['message_id']}", "delete",
+                                         "deleted for good" if self.permanent else "moved to trash"))
+        for ev in found.calendar:
+            rid = f"{ev['user_id']}/{ev['event_id']}"
+            if ev["organizer"]:
+                steps.append(PlannedStep(SYSTEM, "calendar_event", rid, "manual",
+                                         "organised by the person: only they can change it"))
+            else:
+                steps.append(PlannedStep(SYSTEM, "calendar_event", rid, "mask", "person removed from the attendees"))
+        for f in found.drive:
+            rid = f"{f['user_id']}/{f['file_id']}"
+            if f["owner"]:
+                steps.append(PlannedStep(SYSTEM, "drive_file", rid, "manual", "owned by the person"))
+            if f["permission_ids"]:
+                steps.append(PlannedStep(SYSTEM, "drive_file", rid, "mask", "person's sharing removed"))
+        for c in found.contacts:
+            steps.append(PlannedStep(SYSTEM, "contact", f"{c['user_id']}/{c['resource_name']}", "delete", "contact"))
+        for c in found.other_contacts:
+            steps.append(PlannedStep(SYSTEM, "other_contact", f"{c['user_id']}/{c['resource_name']}", "manual",
+                                     "other contacts are read-only in the People API"))
+        for g in found.groups:
+            steps.append(PlannedStep(SYSTEM, "group_membership", g, "delete", "mailing-list membership removed"))
+        return steps
+
+    def plan(self, clients: Clients, subject: WritebackSubject, today: date) -> list[PlannedStep]:
+        return [s for found in self._findings(clients, subject) for s in self._steps(found)]
+
+    def execute(self, clients: Clients, subject: WritebackSubject, steps: list[PlannedStep]) -> Outcome:
+        if not steps:
+            return Outcome(SYSTEM, "not_found")
+        client = clients.client(SYSTEM)
+        done: dict[str, int] = {}
+        manual = 0
+        for email in subject.emails:
+            # erase() finds again and acts on what it finds: a re-run after a kill is harmless.
+            report = erase(client, email, permanent=self.permanent, mailing_lists=self.mailing_lists)
+            for k, n in report["done"].items():
+                done[k] = done.get(k, 0) + n
+            manual += len(report["manual"])
+        detail = ", ".join(f"{k}: {n}" for k, n in sorted(done.items()) if n)
+        if not self.permanent:
+            detail += "; mail moved to trash (purged by Google after 30 days)"
+        detail += "; Google Vault holds may keep deleted mail"
+        if manual:
+            return Outcome(SYSTEM, "manual_open", records=sum(done.values()), detail=f"{detail}; {manual} manual tasks")
+        return Outcome(SYSTEM, "done", records=sum(done.values()), detail=detail)
+
+    def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
+        return [f"{s.record_kind}:{s.record_id}" for s in self.plan(clients, subject, date.today())
+                if s.action in ("delete", "mask")]

@@ -1,0 +1,155 @@
+"""The ``erasure`` Dagster job: one erasure case, every system, verified (GDPR art. 17).
+
+Launch it with the id of a verified erasure case (``contact-register request new --kind
+erasure``, ``verify``). ``dry_run: true`` records the plan in the case and touches nothing.
+A real run needs an approval (``contact-register request approve CASE --action erasure``);
+without one it records the plan and stops with a message saying so. The flow itself is in
+``pipelines/erasure/flow.py``; this module gives it clients, stores and the run page.
+
+Held records (a Netvisor contact on invoices) are followed up by ``erasure_hold_sensor``: once
+a day it launches the erasure again for every open case whose hold has ended. The run key
+(case id + hold end) makes that one run per hold, and a missed day is caught up on the next
+tick, since the sensor looks for every hold that has ended, not for today's.
+"""
+
+
+import dataclasses
+import os
+from pathlib import Path
+
+from dagster import (
+    Config,
+    DefaultSensorStatus,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    Output,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    job,
+    op,
+    sensor,
+)
+
+from connectors.google_workspace import SCOPES_WRITE, GoogleWorkspaceClient
+from pipelines.concurrency import tags_for
+from pipelines.erasure.flow import ErasureRefused, due_followups, run_erasure
+from pipelines.erasure.own_stores import erase_own_stores
+from pipelines.erasure.registry import load_erasers
+from pipelines.jobs.subject_export import RegisterResource
+from pipelines.register import RegisterError, open_register
+from pipelines.suppression import SuppressionKeyError
+from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
+from pipelines.writeback.base import Clients
+
+OP_NAME = "erase_subject"
+
+
+class ErasureConfig(Config):
+    case_id: str
+    """The erasure case (contact-register request new --kind erasure ...)."""
+    dry_run: bool = False
+    """Plan only: record what would be deleted, masked or held, and touch nothing."""
+
+
+def _clients(resources) -> Clients:
+    factories = client_factories(resources)
+    google = getattr(resources, SYSTEM_RESOURCES["google"], None)
+    if google is not None:
+        # The sync reads with read-only scopes; erasing mail, events and contacts needs the write ones.
+        factories["google"] = lambda: GoogleWorkspaceClient(dataclasses.replace(google.settings(), scopes=SCOPES_WRITE))
+    return Clients(factories)
+
+
+def _report(result) -> tuple[dict, dict]:
+    table = ["| system | state | delete | mask | hold | manual | records | remaining | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for system, r in result.systems.items():
+        c = r.counts()
+        note = "re-verified, untouched" if r.reverified else (r.error or r.detail or "")
+        if r.held_until:
+            note = f"held until {r.held_until.isoformat()}; {note}"
+        table.append(f"| {system} | {r.state} | {c.get('delete', 0)} | {c.get('mask', 0)} | {c.get('hold', 0)} | "
+                     f"{c.get('manual', 0)} | {r.records if r.records is not None else ''} | {len(r.remaining)} | "
+                     f"{note.replace('|', '/')} |")
+        summary[system] = {"state": r.state, "steps": c, "remaining": r.remaining,
+                           "held_until": r.held_until.isoformat() if r.held_until else None}
+    metadata = {"case_id": result.case_id, "dry_run": result.dry_run, "persons_found": result.persons_found,
+                "systems": MetadataValue.md("\n".join(table))}
+    for system, s in summary.items():
+        metadata[system] = s["state"]
+    return summary, metadata
+
+
+@op(
+    required_resource_keys={"register", "storage", *SYSTEM_RESOURCES.values()},
+    out=Out(dict, description="Per-system state, planned step counts and what remains (record ids only)."),
+    tags={"register/step": "erasure"},
+)
+def erase_subject(context: OpExecutionContext, config: ErasureConfig):
+    """Plan, check the approval, erase in every system, verify by re-reading, report."""
+    actor = f"dagster:{context.run.run_id}"
+    res: RegisterResource = context.resources.register
+    storage = context.resources.storage
+    register = res.open()
+    clients = _clients(context.resources)
+
+    def own(subject):
+        return erase_own_stores(subject, raw_dir=storage.raw_dir_path(), warehouse_path=storage.warehouse_file(),
+                                export_dir=res.export_path(), register=register, case_id=subject.case_id,
+                                actor=actor, dagster_home=Path(context.instance.root_directory))
+    try:
+        try:
+            result = run_erasure(register, config.case_id.strip(), clients=clients, erasers=load_erasers(),
+                                 actor=actor, warehouse_path=storage.warehouse_file(), dry_run=config.dry_run,
+                                 own_stores=own, log=context.log.info)
+        except (ErasureRefused, RegisterError, SuppressionKeyError) as exc:
+            raise Failure(str(exc)) from None
+    finally:
+        clients.close()
+        register.close()
+    summary, metadata = _report(result)
+    if result.stopped:
+        raise Failure(result.stopped, metadata=metadata)
+    failed = result.failed()
+    if failed:
+        lines = [f"{s}: {r.error}" for s, r in sorted(failed.items())]
+        raise Failure(f"erasure of case {result.case_id} incomplete in {len(failed)} systems; run again once "
+                      "fixed:\n" + "\n".join(lines), metadata=metadata)
+    yield Output({"case_id": result.case_id, "dry_run": result.dry_run, "systems": summary}, metadata=metadata)
+
+
+@job(
+    name="erasure",
+    description="Erase a person (GDPR art. 17) in every system: plan, approval, execution, verification.",
+    tags={"register/job": "erasure", **tags_for(SYSTEM_RESOURCES)},
+)
+def erasure():
+    erase_subject()
+
+
+@sensor(job=erasure, minimum_interval_seconds=24 * 3600, default_status=DefaultSensorStatus.RUNNING)
+def erasure_hold_sensor(context: SensorEvaluationContext):
+    """Once a day: launch the erasure again for every case whose legal hold has ended."""
+    register = open_register(os.environ.get("REGISTER_URL", ""))
+    try:
+        due = due_followups(register)
+    finally:
+        register.close()
+    if not due:
+        yield SkipReason("no legal hold has ended")
+        return
+    for case_id, held_until in due:
+        yield RunRequest(run_key=f"{case_id}:{held_until}",
+                         run_config={"ops": {OP_NAME: {"config": {"case_id": case_id}}}},
+                         tags={"register/case": case_id, "register/followup": "legal_hold_ended"})
+
+
+def resolved_erasure():
+    """The job with the code location's resources, for ``execute_job(reconstructable(...))``."""
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def("erasure")
