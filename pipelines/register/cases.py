@@ -29,6 +29,7 @@ MAX_MONTHS = 3  # ... extendable by two further months
 FREE_ACCESS_DAYS = 365  # privacy notice: an access request is free once a year
 OPEN_SYSTEM_STATES = ("pending", "manual_open")
 MAX_NOTE = 2000
+REDACTED_PREFIX = "hmac-sha256:"  # case_identifiers value of an identifier replaced by its keyed hash
 
 
 class RegisterError(Exception):
@@ -121,6 +122,8 @@ class Case:
         raw: dict[str, list[str]] = {}
         emails, phones, name, org = [], [], None, None
         for kind, value, norm in self.identifiers:
+            if norm.startswith(REDACTED_PREFIX):
+                continue  # an erased person's identifier lives on only as its keyed hash
             raw.setdefault(kind, []).append(value)
             if kind == "email":
                 emails.append(norm)
@@ -384,6 +387,61 @@ class Register:
                        "AND export_file = ?", [case_id, file_name])
             self._audit(tx, case_id, actor, "export_removed", {"file": file_name, "reason": reason})
 
+    def record_event(self, case_id: str, action: str, detail: dict, *, actor: str) -> None:
+        """Append an event to a case's trail, open or closed (e.g. a marketing ban applied again
+        to a re-entered record long after the case closed). ``detail``: ids, counts, states."""
+        action = _text(action, "action", limit=100)
+        actor = _text(actor, "actor", limit=200)
+        with self.backend.transaction() as tx:
+            self._case_row(tx, case_id)
+            self._audit(tx, case_id, actor, action, detail)
+
+    def related_cases(self, case_id: str, *, emails: Iterable[str] = (), phones: Iterable[str] = (),
+                      by_case_keys: bool = True) -> list[str]:
+        """The case and every case about the same subject: sharing one of the case's keyed
+        subject hashes (unless ``by_case_keys`` is False: a requester may have given a shared
+        mailbox), or the hash of one of the given normalised ``emails`` / ``phones``."""
+        with self.backend.transaction() as tx:
+            self._case_row(tx, case_id)
+            keys = {r[0] for r in tx.execute("SELECT key_hash FROM case_subject_keys WHERE case_id = ?", [case_id])
+                    } if by_case_keys else set()
+            keys |= {self.subject_hash(tx, "email", e) for e in emails}
+            keys |= {self.subject_hash(tx, "phone", p) for p in phones}
+            found = {case_id}
+            for key in sorted(keys):
+                found |= {r[0] for r in tx.execute("SELECT case_id FROM case_subject_keys WHERE key_hash = ?", [key])}
+        return sorted(found)
+
+    def redact_identifiers(self, case_id: str, actor: str) -> int:
+        """Replace the case's identifiers by keyed hashes (after an erasure): the case, its states,
+        approvals and audit trail stay; the values go. Returns how many were replaced (0 when
+        already done). The store is then compacted, also on a repeat (an earlier compaction may
+        have failed): SQLite is vacuumed so the old values leave the file's free pages and WAL;
+        on PostgreSQL ``case_identifiers`` is rewritten with VACUUM FULL, but copies in the
+        server's WAL archive and backups age out only with their retention."""
+        actor = _text(actor, "actor", limit=200)
+        with self.backend.transaction() as tx:
+            self._case_row(tx, case_id)
+            rows = tx.execute("SELECT kind, value_norm FROM case_identifiers WHERE case_id = ?", [case_id])
+            redacted = 0
+            for kind, norm in rows:
+                if norm.startswith(REDACTED_PREFIX):
+                    continue
+                digest = self.subject_hash(tx, kind, norm)
+                tx.execute("UPDATE case_identifiers SET value = ?, value_norm = ? "
+                           "WHERE case_id = ? AND kind = ? AND value_norm = ?",
+                           [REDACTED_PREFIX + digest, REDACTED_PREFIX + digest, case_id, kind, norm])
+                if kind in ("email", "phone"):
+                    tx.execute("INSERT INTO case_subject_keys (case_id, key_hash) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                               [case_id, digest])
+                redacted += 1
+            # A rectification's corrected values are the person's identifiers too.
+            redacted += len(tx.execute("DELETE FROM case_corrections WHERE case_id = ? RETURNING field", [case_id]))
+            if redacted:
+                self._audit(tx, case_id, actor, "identifiers_redacted", {"identifiers": redacted})
+        self.backend.compact()
+        return redacted
+
     def expired_exports(self, now: datetime | None = None) -> list[tuple[str, str]]:
         now_s = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
         with self.backend.transaction() as tx:
@@ -409,6 +467,7 @@ class Register:
                 raise RegisterError(f"systems still open: {', '.join(still_open)} (answer them or force)")
             n_ids = tx.one("SELECT count(*) FROM case_identifiers WHERE case_id = ?", [case_id])[0]
             tx.execute("DELETE FROM case_identifiers WHERE case_id = ?", [case_id])
+            tx.execute("DELETE FROM case_corrections WHERE case_id = ?", [case_id])  # a rectification's new values
             tx.execute("UPDATE cases SET status = 'closed', closed_at = ?, outcome = ? WHERE case_id = ?",
                        [_now(), outcome, case_id])
             self._audit(tx, case_id, actor, "case_closed",

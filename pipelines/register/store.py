@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -86,6 +87,56 @@ COMMON_DDL = [
         note TEXT,
         PRIMARY KEY (case_id, action, approved_by)
     )""",
+    # The suppression list (pipelines/suppression.py): keyed hashes (HMAC, SUPPRESSION_KEY) of
+    # every banned or erased person's normalised emails, phones and name keys, per case. They
+    # outlive the case's identifiers; a name hash only confirms a phone hit, never matches alone.
+    """CREATE TABLE IF NOT EXISTS suppression_entries (
+        case_id TEXT NOT NULL REFERENCES cases (case_id),
+        kind TEXT NOT NULL CHECK (kind IN ('email', 'phone', 'name')),
+        key_hash TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('ban', 'erasure')),
+        added_on TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        PRIMARY KEY (case_id, kind, key_hash)
+    )""",
+    "CREATE INDEX IF NOT EXISTS suppression_entries_hash ON suppression_entries (key_hash)",
+    # Source records the nightly check has already banned again (or flagged), so a re-entry is
+    # acted on once; a failed attempt is retried the next night.
+    """CREATE TABLE IF NOT EXISTS suppression_records (
+        system TEXT NOT NULL,
+        record_kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        case_id TEXT NOT NULL REFERENCES cases (case_id),
+        state TEXT NOT NULL,
+        handled_at TEXT NOT NULL,
+        PRIMARY KEY (system, record_kind, record_id)
+    )""",
+    # A rectification case's corrected values (personal data like the identifiers): pushed into
+    # every system by the rectification job, deleted with the identifiers when the case closes.
+    """CREATE TABLE IF NOT EXISTS case_corrections (
+        case_id TEXT NOT NULL REFERENCES cases (case_id),
+        field TEXT NOT NULL CHECK (field IN ('name', 'email', 'phone', 'title')),
+        value TEXT NOT NULL,
+        PRIMARY KEY (case_id, field)
+    )""",
+    # Active restrictions of processing (pipelines/restriction/): keyed hashes (REGISTER_HMAC_KEY,
+    # as case_subject_keys) of the person's emails and phones, which flag them `restricted` in the
+    # warehouse, and the source records marked restricted, so that lifting works after the case
+    # closed. Both are deleted when the restriction is lifted.
+    """CREATE TABLE IF NOT EXISTS restriction_keys (
+        case_id TEXT NOT NULL REFERENCES cases (case_id),
+        kind TEXT NOT NULL CHECK (kind IN ('email', 'phone')),
+        key_hash TEXT NOT NULL,
+        added_on TEXT NOT NULL,
+        PRIMARY KEY (case_id, kind, key_hash)
+    )""",
+    """CREATE TABLE IF NOT EXISTS restriction_marks (
+        case_id TEXT NOT NULL REFERENCES cases (case_id),
+        system TEXT NOT NULL,
+        record_kind TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        PRIMARY KEY (case_id, system, record_kind, record_id)
+    )""",
 ]
 
 SQLITE_DDL = COMMON_DDL + [
@@ -154,6 +205,9 @@ class Backend:
     def close(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def compact(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
 
 class SqliteBackend(Backend):
     kind = "sqlite"
@@ -194,6 +248,18 @@ class SqliteBackend(Backend):
     def close(self) -> None:
         self._con.close()
 
+    def compact(self) -> None:
+        """Rewrite the file without free pages and empty the WAL: after identifiers are
+        replaced, their old bytes must not linger in either."""
+        with self._lock:
+            self._con.execute("VACUUM")
+            for _ in range(50):
+                busy = self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not busy:
+                    return
+                time.sleep(0.1)  # a reader in another process holds an old snapshot
+            raise RuntimeError(f"register {self.path.name}: WAL still in use by another connection; compact again")
+
 
 class PostgresBackend(Backend):
     kind = "postgresql"
@@ -218,6 +284,11 @@ class PostgresBackend(Backend):
 
     def close(self) -> None:
         self._con.close()
+
+    def compact(self) -> None:
+        """Rewrite case_identifiers so replaced values leave the table's pages (dead tuples)."""
+        with self._lock:
+            self._con.execute("VACUUM FULL case_identifiers")
 
 
 def open_backend(url: str | None) -> Backend:

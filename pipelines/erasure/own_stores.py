@@ -1,0 +1,544 @@
+"""Erasure inside our own stores, down to the bytes (the last step of an erasure).
+
+``erase_own_stores`` removes one person from everything the project itself keeps:
+
+1. **Raw stores** (``RAW_DIR/<system>.duckdb``): the rows of the person's records (by the record
+   ids the warehouse links to them, with the child rows of those records) and every row whose
+   text holds one of their personal emails or phone numbers (any common spelling). A DuckDB
+   DELETE leaves the rows' bytes in free blocks, so each file is instead copied into a fresh
+   file holding only the kept rows (cursors and state tables included), fsynced and renamed
+   over the old one. The identity state store (record key -> person id, operator decisions)
+   loses the person's record keys the same way.
+2. **Warehouse**: rebuilt from the cleaned raw stores and published by rename
+   (``assets/warehouse/build.py``), then checked: a concurrent build that read the stores before
+   they were cleaned would publish the person again, so that is reported, not assumed away.
+3. **Exports**: the zip of this case and of every case about the same subject (cases share
+   keyed subject hashes) is deleted; the case keeps the checksum and the trail.
+4. **Dagster**: runs whose stored config, tags or event log hold an identifier are deleted with
+   ``DagsterInstance.delete_run`` (run, tags, events) and their compute-log folder with the
+   compute log manager; compute-log files of other runs that hold one are deleted; SQLite
+   storage files are then vacuumed so the deleted rows leave the files too.
+5. **Register**: this case's and the related cases' identifiers are replaced by keyed hashes
+   (``Register.redact_identifiers``): cases, states and the audit trail stay. This runs last and
+   only when everything else succeeded, so a failed attempt can be repeated with the same
+   identifiers.
+
+Rows are removed whole, not scrubbed: a raw store is a copy, and the source keeps whatever its
+own erasure kept (an unlinked deal, a ticket shared with others). A record the source changed
+comes back with the next incremental sync; one it kept unchanged comes back with a
+``full_refresh`` (or Netvisor's periodic full re-read). Names alone never select a raw row:
+namesakes would go too.
+
+Concurrency: a raw sync holds its store's DuckDB write lock for the whole sync. We attach each
+store read-only, which takes DuckDB's shared lock: while we copy, a sync cannot start on that
+store (its open fails with "could not set lock"), and while a sync runs, our attach fails; we
+retry for ``lock_wait_s`` and then report the store as busy (state ``failed``, nothing of the
+register changed: run the step again after the sync). The lock is held until the new file has
+been renamed into place, so no sync can write into the old file in between.
+
+``Outcome.detail`` carries counts only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import re
+import sqlite3
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import phonenumbers
+
+from assets.google.sync import CHILDREN as GOOGLE_CHILDREN
+from assets.raw_store import raw_path
+from assets.warehouse import identity_state
+from assets.warehouse.build import _process_alive, _remove_abandoned_builds, build_warehouse, discover_systems, publish
+from pipelines.erasure.byte_scan import phone_variants, scan
+from pipelines.erasure.matching import narrow_to_personal
+from pipelines.register.cases import REDACTED_PREFIX, Register
+from pipelines.suppression import SuppressionList
+from pipelines.writeback.base import Outcome, WritebackSubject
+
+log = logging.getLogger("pipelines.erasure.own_stores")
+
+SYSTEM = "own_stores"
+LOCK_WAIT_S = 30.0
+
+# record kind (as in person_records) -> (raw table, key column), per system. Kinds not listed
+# (Google's address-like records, whose ids are hashes of the address) are found by their text.
+RECORD_TABLES: dict[str, dict[str, tuple[str, str]]] = {
+    "pipedrive": {"person": ("persons", "id"), "deal": ("deals", "id"), "activity": ("activities", "id"),
+                  "note": ("notes", "id")},
+    "netvisor": {"contact_person": ("contact_persons", "id"), "customer": ("customers", "id"),
+                 "invoice": ("invoices", "id")},
+    "request_tracker": {"user": ("users", "id"), "ticket": ("tickets", "id")},
+    "google": {"gmail_message": ("gmail_messages", "id"), "calendar_event": ("calendar_events", "id"),
+               "drive_file": ("drive_files", "id"), "contact": ("contacts", "id"), "other_contact": ("contacts", "id")},
+}
+# child table -> [(foreign key column, parent table)]: a removed parent's rows go with it.
+# Parents are copied before their children (dict order, then the parents' own order).
+CHILD_TABLES: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "request_tracker": {"ticket_people": [("ticket_id", "tickets"), ("user_id", "users")],
+                        "transactions": [("ticket_id", "tickets")],
+                        "attachments": [("transaction_id", "transactions")]},
+    "google": {child.name: [(fk, parent)] for parent, (child, fk) in GOOGLE_CHILDREN.items() if child is not None},
+}
+# Characters an email's local part may hold (RFC 5322 atext and the dot), lower case.
+EMAIL_LOCAL_CHARS = r"a-z0-9!#$%&'*+/=?^_`{|}~.\-"
+# Characters written between a phone number's digits ("+358 40-123 45 67", "(040) 123.4567").
+PHONE_SEPARATORS = r"[\s().\-/]"
+
+
+class StoreBusy(RuntimeError):
+    """A store is held by another process (a running sync or build); nothing was changed in it."""
+
+
+# -- what identifies the person --------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Needles:
+    """The person's personal identifiers as searched in our stores (never logged)."""
+
+    emails: list[str]
+    phones: list[str]  # E.164
+    names: list[str]
+
+    def email_regex(self) -> str | None:
+        """Matches one of the emails in lower-cased text as a whole address: ``aino@firma.fi``
+        is not found inside ``maino@firma.fi`` or ``aino@firma.fi.example``. The same pattern
+        serves DuckDB (RE2) and Python."""
+        if not self.emails:
+            return None
+        alternatives = "|".join(re.escape(e.lower()) for e in self.emails)
+        return rf"(^|[^{EMAIL_LOCAL_CHARS}])({alternatives})($|[^a-z0-9.\-]|\.($|[^a-z0-9\-]))"
+
+    def phone_regex(self) -> str | None:
+        """Matches any common spelling of one of the phones in text whose separators were
+        removed: +358401234567, 00358401234567, 0401234567; never inside a longer number."""
+        spellings = set()
+        for e164 in self.phones:
+            try:
+                number = phonenumbers.parse(e164, None)
+            except phonenumbers.NumberParseException:
+                spellings.add(re.escape(re.sub(PHONE_SEPARATORS, "", e164)))  # not E.164: as written
+                continue
+            nsn = phonenumbers.national_significant_number(number)
+            national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+            spellings |= {rf"\+{number.country_code}{nsn}", f"00{number.country_code}{nsn}"}
+            if len(national) >= 7:
+                spellings.add(national)
+        return rf"(^|[^0-9])({'|'.join(sorted(spellings))})([^0-9]|$)" if spellings else None
+
+    @functools.cached_property
+    def _compiled(self) -> tuple[re.Pattern | None, re.Pattern | None, list[str]]:
+        email, phone = self.email_regex(), self.phone_regex()
+        return (re.compile(email) if email else None, re.compile(phone) if phone else None,
+                [n.casefold() for n in self.names])
+
+    def in_text(self, text: str) -> bool:
+        """Whether ``text`` holds an email (any case), a phone (any common spelling) or a name."""
+        email, phone, names = self._compiled
+        if email and email.search(text.lower()):
+            return True
+        if phone and phone.search(re.sub(PHONE_SEPARATORS, "", text)):
+            return True
+        folded = text.casefold()
+        return any(n in folded for n in names)
+
+    def for_scan(self) -> dict[str, list[str]]:
+        return {"email": list(self.emails), "phone": sorted({v for p in self.phones for v in phone_variants(p)}),
+                "name": list(self.names)}
+
+
+def personal_needles(subject: WritebackSubject, warehouse_path: Path) -> Needles:
+    """The subject's emails and phones minus role mailboxes and identifiers other persons in the
+    warehouse also use (an ``info@`` address must not take colleagues' rows with it)."""
+    narrowed = dataclasses.replace(subject, emails=list(subject.emails), phones=list(subject.phones))
+    con = duckdb.connect(str(warehouse_path), read_only=True) if warehouse_path.exists() else None
+    try:
+        narrow_to_personal(narrowed, con)
+    finally:
+        if con is not None:
+            con.close()
+    names = {n.strip() for n in subject.names if n and len(n.strip()) >= 3}
+    return Needles(sorted({e.lower() for e in narrowed.emails}), sorted(set(narrowed.phones)), sorted(names))
+
+
+# -- rewriting a DuckDB file ------------------------------------------------------------------
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_path(path: Path) -> str:
+    return str(path.resolve()).replace("'", "''")  # ATTACH takes no bound path; the path is ours
+
+
+def _attach_shared(con: duckdb.DuckDBPyConnection, path: Path, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con.execute(f"ATTACH '{_sql_path(path)}' AS src (READ_ONLY)")
+            return
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreBusy(f"{path.name} is in use by another process (a sync or build is running); "
+                                "run the erasure again after it") from None
+            time.sleep(0.5)
+
+
+Removal = Callable[[duckdb.DuckDBPyConnection, str, str], tuple[str, list] | None]
+
+
+def rewrite_without(path: Path, removal: Removal, *, order: Callable[[str], int] = lambda _t: 0,
+                    wait_s: float | None = None) -> int:
+    """Replace the DuckDB file ``path`` by a fresh copy without the rows ``removal`` selects.
+
+    ``removal(con, schema, table)`` returns ``(SQL condition over src.<schema>.<table>, params)``
+    or None; it may create temp tables (e.g. the keys it removed, for a child table's condition;
+    tables are visited in ``order``). Every table is copied with its constraints, also when
+    nothing is removed, so rows deleted earlier (by a sync's reconciliation) leave the file too.
+    Returns the number of rows removed."""
+    con = duckdb.connect()
+    work = path.with_name(f"{path.name}.building-{os.getpid()}")
+    try:
+        _attach_shared(con, path, LOCK_WAIT_S if wait_s is None else wait_s)
+        others = con.execute(
+            "SELECT (SELECT count(*) FROM duckdb_views() WHERE database_name = 'src' AND NOT internal) + "
+            "(SELECT count(*) FROM duckdb_sequences() WHERE database_name = 'src') + "
+            "(SELECT count(*) FROM duckdb_indexes() WHERE database_name = 'src') + "
+            "(SELECT count(*) FROM duckdb_types() WHERE database_name = 'src' AND NOT internal) + "
+            "(SELECT count(*) FROM duckdb_functions() WHERE database_name = 'src' AND NOT internal)").fetchone()[0]
+        if others:  # raw stores hold tables only; anything else would be lost by this copy
+            raise RuntimeError(f"{path.name} holds views, sequences, indexes, types or macros, "
+                               "which this copy does not carry over")
+        _remove_abandoned_builds(path)
+        con.execute(f"ATTACH '{_sql_path(work)}' AS dst")
+        removed = 0
+        try:
+            tables = con.execute("SELECT schema_name, table_name, sql FROM duckdb_tables() WHERE database_name = 'src' "
+                                 "ORDER BY schema_name, table_name").fetchall()
+            con.execute("USE dst")  # the catalogue's CREATE statements are unqualified
+            for schema in sorted({s for s, _, _ in tables} - {"main"}):
+                con.execute(f"CREATE SCHEMA {_quote(schema)}")
+            for schema, table, create in tables:
+                if schema != "main":
+                    con.execute(f"SET schema = {_quote(schema)}")
+                con.execute(create)
+                con.execute("SET schema = 'main'")
+            con.execute("USE memory")
+            for schema, table, _ in sorted(tables, key=lambda t: (order(t[1]), t[0], t[1])):
+                source = f"src.{_quote(schema)}.{_quote(table)}"
+                condition = removal(con, schema, table)
+                where, params = (f"WHERE NOT coalesce(({condition[0]}), false)", condition[1]) if condition else ("", [])
+                con.execute(f"INSERT INTO dst.{_quote(schema)}.{_quote(table)} SELECT * FROM {source} AS t {where}",
+                            params)
+                removed += (con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+                            - con.execute(f"SELECT count(*) FROM dst.{_quote(schema)}.{_quote(table)}").fetchone()[0])
+            con.execute("CHECKPOINT dst")
+            con.execute("DETACH dst")
+        except BaseException:
+            con.execute("USE memory")
+            if "dst" in {r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}:
+                con.execute("DETACH dst")
+            raise
+        # A WAL beside the old file is a crashed writer's leftover: its rows were read above
+        # (DuckDB replays it on attach) and it must not be replayed onto the new file.
+        Path(f"{path}.wal").unlink(missing_ok=True)
+        publish(work, path)  # fsync, rename over the old file, fsync the folder
+        return removed
+    finally:
+        con.close()  # releases the shared lock on the old (now unlinked) file
+        for leftover in (work, Path(f"{work}.wal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _text_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' AND schema_name = ? AND table_name = ? "
+        "AND (data_type LIKE '%VARCHAR%' OR data_type = 'JSON' OR data_type LIKE 'STRUCT%' OR data_type LIKE 'MAP%')",
+        [schema, table]).fetchall()]
+
+
+def _text_condition(con, schema: str, table: str, needles: Needles) -> tuple[str, list]:
+    email, phone = needles.email_regex(), needles.phone_regex()
+    parts, params = [], []
+    for column in _text_columns(con, schema, table):
+        text = f"CAST(t.{_quote(column)} AS VARCHAR)"
+        if email:
+            parts.append(f"regexp_matches(lower({text}), ?)")
+            params.append(email)
+        if phone:
+            parts.append(f"regexp_matches(regexp_replace({text}, '{PHONE_SEPARATORS}', '', 'g'), ?)")
+            params.append(phone)
+    return " OR ".join(parts), params
+
+
+def _raw_removal(system: str, subject: WritebackSubject, needles: Needles) -> Removal:
+    by_table: dict[str, tuple[str, set[str]]] = {}
+    for kind, ids in subject.records_of(system).items():
+        if kind in RECORD_TABLES.get(system, {}):
+            table, key = RECORD_TABLES[system][kind]
+            by_table.setdefault(table, (key, set()))[1].update(str(i) for i in ids)
+    children = CHILD_TABLES.get(system, {})
+
+    def removal(con, schema, table):
+        if schema != "main" or table.startswith("_sync_state"):
+            return None
+        parts, params = [], []
+        if table in by_table:
+            key, ids = by_table[table]
+            parts.append(f"CAST(t.{_quote(key)} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(sorted(ids))
+        for fk, parent in children.get(table, []):
+            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?",
+                           [f"gone_{parent}"]).fetchone()[0]:
+                parts.append(f"t.{_quote(fk)} IN (SELECT key FROM temp.{_quote('gone_' + parent)})")
+        text, text_params = _text_condition(con, schema, table, needles)
+        if text:
+            parts.append(text)
+            params += text_params
+        if not parts:
+            return None
+        condition = " OR ".join(f"({p})" for p in parts)
+        if any(parent == table for links in children.values() for _, parent in links):
+            key = by_table.get(table, ("id",))[0]
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote('gone_' + table)} AS "
+                        f"SELECT t.{_quote(key)} AS key FROM src.main.{_quote(table)} AS t WHERE {condition}", params)
+        return condition, params
+
+    return removal
+
+
+def _child_order(system: str) -> Callable[[str], int]:
+    children = list(CHILD_TABLES.get(system, {}))
+    return lambda table: 1 + children.index(table) if table in children else 0
+
+
+def _record_keys(subject: WritebackSubject) -> list[str]:
+    return sorted(f"{system}:{kind}:{rid}" for system, kinds in subject.records.items()
+                  for kind, ids in kinds.items() for rid in ids)
+
+
+def _identity_removal(keys: list[str]) -> Removal:
+    def removal(_con, schema, table):
+        if schema == "main" and table == "record_person":
+            return "t.record_key IN (SELECT unnest(?::VARCHAR[]))", [keys]
+        if schema == "main" and table == "decisions":
+            return ("t.left_key IN (SELECT unnest(?::VARCHAR[])) OR t.right_key IN (SELECT unnest(?::VARCHAR[]))",
+                    [keys, keys])
+        return None
+
+    return removal
+
+
+# -- the warehouse ------------------------------------------------------------------------------
+
+
+def _warehouse_rows_of(warehouse_path: Path, subject: WritebackSubject, needles: Needles) -> int:
+    """Rows of the published warehouse that still identify the person (expected: 0)."""
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        keys = _record_keys(subject)
+        return con.execute(
+            """SELECT count(*) FROM person_identifiers
+               WHERE (kind = 'email' AND value_norm IN (SELECT unnest(?::VARCHAR[])))
+                  OR (kind = 'phone' AND value_norm IN (SELECT unnest(?::VARCHAR[])))
+                  OR system || ':' || record_kind || ':' || record_id IN (SELECT unnest(?::VARCHAR[]))""",
+            [needles.emails, needles.phones, keys]).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _concurrent_builds(warehouse_path: Path) -> int:
+    """Half-built warehouse files of live processes: a build that started before the raw stores
+    were cleaned would publish the person again."""
+    count = 0
+    for path in warehouse_path.parent.glob(f"{warehouse_path.name}.building-*"):
+        pid = path.name.split(".building-", 1)[1].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
+            count += 1
+    return count
+
+
+# -- exports ------------------------------------------------------------------------------------
+
+
+def _delete_exports(register: Register, case_ids: list[str], export_dir: Path, actor: str) -> int:
+    deleted = 0
+    for cid in case_ids:
+        case = register.get(cid)
+        if case.export_file:
+            path = export_dir / Path(case.export_file).name
+            if path.exists():
+                path.unlink()
+                deleted += 1
+            register.record_export_removed(cid, file_name=case.export_file, actor=actor, reason="erasure")
+        # Unrecorded packages of the case too: a crashed export's part file, an older package.
+        if export_dir.is_dir():
+            for path in export_dir.iterdir():
+                if path.is_file() and (path.name.startswith(f"{cid}-") or path.name.startswith(f".{cid}-")):
+                    path.unlink()
+                    deleted += 1
+    return deleted
+
+
+# -- Dagster --------------------------------------------------------------------------------------
+
+UNFINISHED_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED", "SUSPENDED")
+
+
+def _run_holds(instance, run, needles: Needles) -> bool:
+    from dagster import serialize_value
+
+    stored = json.dumps({"config": run.run_config, "tags": run.tags}, ensure_ascii=False, default=str)
+    if needles.in_text(stored):
+        return True
+    return any(needles.in_text(serialize_value(entry)) for entry in instance.all_logs(run.run_id))
+
+
+def _vacuum_sqlite_files(folder: Path) -> int:
+    """VACUUM every SQLite file under ``folder`` (Dagster's default storage): deleted rows keep
+    their bytes in free pages until the file is rebuilt."""
+    done = 0
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix in (".wal", ".shm", ".journal"):
+            continue
+        with open(path, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                continue
+        con = sqlite3.connect(str(path), timeout=60)
+        try:
+            con.execute("VACUUM")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:  # locked by a running Dagster process for a minute
+            raise StoreBusy("a Dagster storage file stayed locked; run the erasure again") from None
+        finally:
+            con.close()
+        done += 1
+    return done
+
+
+def scrub_dagster(dagster_home: Path, needles: Needles) -> dict[str, int]:
+    """Delete the Dagster runs (config, tags, events, compute logs) that hold an identifier, and
+    other runs' compute-log files that do; vacuum SQLite storage. Works on any instance storage
+    (SQLite, PostgreSQL) through the public API; the vacuum applies to SQLite files only."""
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    counts = {"dagster_runs_deleted": 0, "dagster_log_files_deleted": 0, "dagster_runs_busy": 0}
+    if not (needles.emails or needles.phones or needles.names):
+        return counts
+    unfinished = {DagsterRunStatus[s] for s in UNFINISHED_RUN_STATUSES if s in DagsterRunStatus.__members__}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        logs = instance.compute_log_manager
+        cursor = None
+        while True:
+            records = instance.get_run_records(limit=200, cursor=cursor, ascending=True)
+            if not records:
+                break
+            cursor = records[-1].dagster_run.run_id
+            for record in records:
+                run = record.dagster_run
+                if not _run_holds(instance, run, needles):
+                    continue
+                if run.status in unfinished:
+                    counts["dagster_runs_busy"] += 1
+                    continue
+                instance.delete_run(run.run_id)
+                if hasattr(logs, "delete_logs"):
+                    logs.delete_logs(prefix=[run.run_id])
+                counts["dagster_runs_deleted"] += 1
+        # Compute logs of the runs kept (and anything else in the local storage folder).
+        base = Path(getattr(logs, "_base_dir", "") or dagster_home / "storage")
+        for path, _kind, _enc in scan([base], needles.for_scan()):
+            path = Path(path.split("!", 1)[0])
+            if path.exists() and not _is_sqlite(path):
+                path.unlink()
+                counts["dagster_log_files_deleted"] += 1
+    counts["dagster_sqlite_files_vacuumed"] = _vacuum_sqlite_files(dagster_home)
+    return counts
+
+
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(16) == b"SQLite format 3\x00"
+
+
+# -- the entry point ----------------------------------------------------------------------------
+
+
+def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, export_dir, register: Register,
+                     case_id: str, actor: str, dagster_home) -> Outcome:
+    """Remove the person from the raw stores, the warehouse, the exports, Dagster's storage and
+    (last) the register's identifiers. Idempotent: a second call finds nothing more to remove.
+    A busy store or an unexpected remainder gives state ``failed`` with the reason (no personal
+    data) and leaves the register's identifiers in place for the next attempt."""
+    raw_dir, warehouse_path, export_dir = Path(raw_dir), Path(warehouse_path), Path(export_dir)
+    counts: dict[str, int] = {}
+    step = "identifiers"
+    try:
+        needles = personal_needles(subject, warehouse_path)
+        # Cases about the person by their personal identifiers only: one given as a shared
+        # mailbox must not pull in colleagues' cases.
+        related = register.related_cases(case_id, emails=needles.emails, phones=needles.phones, by_case_keys=False)
+        given_names = {value for cid in related for kind, value, _ in register.get(cid).identifiers
+                       if kind == "name" and not value.startswith(REDACTED_PREFIX)}
+        needles = dataclasses.replace(needles, names=sorted({*needles.names, *given_names}))
+        step = "raw stores"
+        # 1. raw stores and the identity state store
+        systems = discover_systems(raw_dir)
+        for system in systems:
+            removed = rewrite_without(raw_path(raw_dir, system), _raw_removal(system, subject, needles),
+                                      order=_child_order(system))
+            counts["raw_rows_removed"] = counts.get("raw_rows_removed", 0) + removed
+        state = identity_state.default_path(warehouse_path)
+        if state.exists():
+            counts["identity_keys_removed"] = rewrite_without(state, _identity_removal(_record_keys(subject)))
+        # 2. the warehouse
+        step = "warehouse"
+        if systems:
+            # As the nightly build does, so that suppressed people stay marked as banned.
+            build_warehouse(raw_dir, warehouse_path, run_id=f"erasure {case_id}", identity_state_path=state,
+                            suppression=SuppressionList(register))
+            if _concurrent_builds(warehouse_path):
+                raise StoreBusy("another warehouse build is running and may publish the person again; "
+                                "run the erasure again after it")
+            if _warehouse_rows_of(warehouse_path, subject, needles):
+                raise StoreBusy("the published warehouse still holds the person's identifiers "
+                                "(a concurrent build?); run the erasure again")
+        # 3. exports, 4. Dagster
+        step = "exports"
+        counts["exports_deleted"] = _delete_exports(register, related, export_dir, actor)
+        step = "dagster"
+        counts.update(scrub_dagster(Path(dagster_home), needles))
+        if counts["dagster_runs_busy"]:
+            raise StoreBusy(f"{counts['dagster_runs_busy']} unfinished Dagster runs hold the person's identifiers; "
+                            "run the erasure again after they end")
+    except Exception as exc:  # noqa: BLE001 - recorded in the case; a retry repeats the whole step
+        # Our own messages are safe to record; a library's may quote a value (a regex with an
+        # email in it), so only its type is kept.
+        error = str(exc) if isinstance(exc, StoreBusy) else f"{step}: {type(exc).__name__}"
+        if not isinstance(exc, StoreBusy):  # where it broke, for the operator: frames, no message
+            log.warning("own stores, %s: %s at\n%s", step, type(exc).__name__,
+                        "".join(traceback.format_tb(exc.__traceback__)))
+        return Outcome(system=SYSTEM, state="failed", records=counts.get("raw_rows_removed", 0),
+                       detail=_detail(counts), error=error)
+    # 5. the register, last: until here a retry still has the identifiers it needs.
+    counts["register_identifiers_redacted"] = sum(register.redact_identifiers(cid, actor) for cid in related)
+    counts["register_cases"] = len(related)
+    return Outcome(system=SYSTEM, state="done", records=counts.get("raw_rows_removed", 0), detail=_detail(counts))
+
+
+def _detail(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
