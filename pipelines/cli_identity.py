@@ -6,7 +6,7 @@ bought contact list against the warehouse.
     identity split KEY KEY [--note T]       they are not
     identity decisions                      every decision so far
     identity resolve IN.csv OUT.csv         cluster a file of records (the pipeline's resolver)
-    identity screen LIST.csv OUT.csv        existing person / marketing ban / new, per row
+    identity screen LIST.csv OUT.csv        previously erased / marketing ban / existing / new, per row
 
 Record keys look like ``pipedrive:person:123``. Decisions are stored in IDENTITY_DECISIONS_PATH
 (default beside WAREHOUSE_PATH) and apply from the next warehouse build on.
@@ -56,9 +56,12 @@ def register(groups: argparse._SubParsersAction) -> None:
                          help="identity state file: apply its decisions and keep cluster ids stable across runs")
     resolve.set_defaults(func=cmd_resolve)
 
-    screen = commands.add_parser("screen", help="match a contact list against the warehouse's persons")
+    screen = commands.add_parser(
+        "screen", help="match a contact list against the warehouse's persons and the suppression list")
     screen.add_argument("input", type=Path)
     screen.add_argument("output", type=Path)
+    screen.add_argument("--register", default=None,
+                        help="request register holding the suppression list (default: REGISTER_URL)")
     _warehouse_args(screen)
     screen.set_defaults(func=cmd_screen)
 
@@ -198,10 +201,13 @@ def cmd_resolve(args) -> int:
     return 0
 
 
-def screen_file(input_path: Path, output_path: Path, warehouse: Path) -> dict:
-    """Each row of a bought list against the warehouse: 'marketing_ban' (a known person who
-    forbade marketing), 'existing' (a known person) or 'new'. Matched by a personal email, else
-    by a phone that belongs to exactly one person. Generic mailboxes never match."""
+def screen_file(input_path: Path, output_path: Path, warehouse: Path, suppression=None) -> dict:
+    """Each row of a bought list against the warehouse and the suppression list:
+    'previously_erased' (an erased person: the suppression list), 'marketing_ban' (on the list
+    for a ban, or a known person who forbade marketing), 'existing' (a known person) or 'new'.
+    Matched to persons by a personal email, else by a phone that belongs to exactly one person;
+    to the list as the nightly check matches (``pipelines/suppression.py``). Generic mailboxes
+    never match."""
     wh = _open_warehouse(warehouse)
     wh.close()
     con = duckdb.connect()
@@ -212,6 +218,7 @@ def screen_file(input_path: Path, output_path: Path, warehouse: Path) -> dict:
         con.execute(f"ATTACH '{identity_state._sql_path(warehouse)}' AS wh (READ_ONLY)")
         con.execute("CREATE OR REPLACE TEMP TABLE id_generic AS SELECT unnest(?::VARCHAR[]) AS local_part",
                     [list(identity.generic_local_parts())])
+        _suppression_hits(con, suppression)
         table = con.sql("""
             WITH ids AS (
                 SELECT i.kind, i.value_norm, r.person_id
@@ -236,10 +243,13 @@ def screen_file(input_path: Path, output_path: Path, warehouse: Path) -> dict:
                 LEFT JOIN by_phone AS p ON p.value_norm = norm_phone(nullif(trim(l.phone), ''))
             )
             SELECT r.* EXCLUDE (_row),
-                   CASE WHEN r.person_id IS NULL THEN 'new'
-                        WHEN ps.marketing_ban THEN 'marketing_ban'
+                   CASE WHEN list_contains(sh.reasons, 'erasure') THEN 'previously_erased'
+                        WHEN list_contains(sh.reasons, 'ban') OR ps.marketing_ban THEN 'marketing_ban'
+                        WHEN r.person_id IS NULL THEN 'new'
                         ELSE 'existing' END AS status
             FROM rows AS r LEFT JOIN wh.persons AS ps USING (person_id)
+            LEFT JOIN (SELECT CAST(rec_key AS BIGINT) AS _row, list(DISTINCT reason) AS reasons
+                       FROM screen_hits GROUP BY ALL) AS sh USING (_row)
             ORDER BY r._row
         """).to_arrow_table()
         output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,9 +262,45 @@ def screen_file(input_path: Path, output_path: Path, warehouse: Path) -> dict:
     return counts
 
 
+def _suppression_hits(con: duckdb.DuckDBPyConnection, suppression) -> None:
+    """Temp table screen_hits(rec_key = the row number, case_id, reason) from the suppression list."""
+    con.execute("""CREATE OR REPLACE TEMP VIEW screen_ids AS
+        SELECT CAST(_row AS VARCHAR) AS rec_key, 'email' AS kind, norm_email(nullif(trim(email), '')) AS value_norm
+        FROM list_rows
+        UNION ALL SELECT CAST(_row AS VARCHAR), 'phone', norm_phone(nullif(trim(phone), '')) FROM list_rows
+        UNION ALL SELECT CAST(_row AS VARCHAR), 'name', nullif(name_key(name), '') FROM list_rows""")
+    if suppression is None:
+        con.execute("CREATE OR REPLACE TEMP TABLE screen_hits (rec_key VARCHAR, case_id VARCHAR, reason VARCHAR)")
+    else:
+        suppression.match(con, "screen_ids", "screen_hits")
+
+
+def _no_register(url: str) -> bool:
+    """A SQLite register that does not exist yet (nobody was ever banned or erased): screening
+    must not create one as a side effect."""
+    from pipelines.register.store import DEFAULT_SQLITE_PATH
+
+    url = url.strip()
+    if url.startswith(("postgresql://", "postgres://")):
+        return False
+    return not Path(url[len("sqlite:///"):] if url.startswith("sqlite:///") else url or DEFAULT_SQLITE_PATH).exists()
+
+
 def cmd_screen(args) -> int:
-    counts = screen_file(args.input, args.output, args.warehouse)
+    from pipelines.register import open_register
+    from pipelines.suppression import SuppressionKeyError, SuppressionList
+
+    url = args.register if args.register is not None else os.environ.get("REGISTER_URL", "")
+    if _no_register(url):
+        counts = screen_file(args.input, args.output, args.warehouse)
+        print("note: no request register yet, so no suppression list to screen against", file=sys.stderr)
+    else:
+        register = open_register(url)
+        try:
+            counts = screen_file(args.input, args.output, args.warehouse, SuppressionList(register))
+        except SuppressionKeyError as exc:
+            raise ValueError(f"{exc}; the list was not screened against the suppression list") from None
+        finally:
+            register.close()
     print(", ".join(f"{k}={v}" for k, v in sorted(counts.items())), file=sys.stderr)
-    print("note: the suppression list (erased people) is not checked yet: the request register does not exist",
-          file=sys.stderr)
     return 0

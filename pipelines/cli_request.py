@@ -6,6 +6,9 @@
     verify   record how the requester's identity was verified
     extend   extend the deadline (reason required, at most three months from receipt)
     approve  record an approval (e.g. of an erasure)
+    correct  record a rectification case's corrected values (personal data: kept like identifiers)
+    answer   record the answer to a system's manual task (state manual_answered)
+    lift-restriction  record the decision to lift a restriction (the restriction job then lifts it)
     close    close a case (its identifiers are deleted; hashes and the audit trail stay)
 
 Identifiers can be given as options or, to keep them out of shell history, as JSON on stdin
@@ -31,7 +34,14 @@ from pipelines.register import (
     open_register,
     validate_identifiers,
 )
+from pipelines.rectification.corrections import (
+    load_corrections,
+    parse_pairs,
+    save_corrections,
+    validate_corrections,
+)
 from pipelines.register.cases import Case
+from pipelines.restriction.store import record_lift_decision
 from pipelines.register.description import load_description
 
 
@@ -59,6 +69,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     new.add_argument("--stdin", action="store_true", help="read the identifiers as JSON from stdin")
     new.add_argument("--received", help="date the request arrived (YYYY-MM-DD, default today)")
     new.add_argument("--note")
+    new.add_argument("--correct", action="append", default=[], metavar="FIELD=VALUE",
+                     help="rectification: a corrected name, email, phone or title (or \"corrections\" in --stdin)")
     new.add_argument("--json", action="store_true")
 
     lst = sub.add_parser("list", help="list cases")
@@ -85,6 +97,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     approve.add_argument("case_id")
     approve.add_argument("--action", required=True, help="what is approved, e.g. erasure or export")
     approve.add_argument("--note")
+
+    correct = sub.add_parser("correct", help="record a rectification case's corrected values")
+    correct.add_argument("case_id")
+    correct.add_argument("--correct", action="append", default=[], metavar="FIELD=VALUE")
+    correct.add_argument("--stdin", action="store_true", help='read {"name": ..., "email": ...} as JSON from stdin')
+
+    answer = sub.add_parser("answer", help="record the answer to a system's manual task")
+    answer.add_argument("case_id")
+    answer.add_argument("system")
+    answer.add_argument("--note", required=True, help="what was done (no personal data)")
+
+    lift = sub.add_parser("lift-restriction", help="record the decision to lift a restriction (then run the "
+                                                   "restriction job with lift: true)")
+    lift.add_argument("case_id")
+    lift.add_argument("--reason", required=True, help="why, and that the person was told (art. 18(3))")
 
     close = sub.add_parser("close", help="close a case")
     close.add_argument("case_id")
@@ -137,6 +164,25 @@ def _print_case(case: Case) -> None:
         print(f"  [{row['seq']}] {row['at']} {row['actor']} {row['action']} {json.dumps(row['detail'], ensure_ascii=False)}")
 
 
+def _stdin_json() -> dict:
+    try:
+        data = json.loads(sys.stdin.read())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidIdentifier("stdin: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidIdentifier("stdin: expected a JSON object")
+    return data
+
+
+def _stdin_corrections(value: Any) -> dict[str, str]:
+    """``{"email": ..., "phone": ...}`` from stdin JSON (absent: no corrections)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidIdentifier("corrections: expected a JSON object of field: value")
+    return validate_corrections(value)
+
+
 def run(args: argparse.Namespace) -> int:
     actor = args.actor or _default_actor()
     try:
@@ -165,17 +211,19 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         given: dict[str, Any] = {"emails": args.email, "phones": args.phone, "name": args.name,
                                  "organization": args.organization}
         if args.stdin:
-            try:
-                data = json.loads(sys.stdin.read())
-            except (ValueError, UnicodeDecodeError):
-                raise InvalidIdentifier("stdin: not valid JSON") from None
-            if not isinstance(data, dict):
-                raise InvalidIdentifier("stdin: expected a JSON object")
+            data = _stdin_json()
             given = {k: data.get(k) for k in ("emails", "phones", "name", "organization")}
+            corrections = _stdin_corrections(data.get("corrections"))
+        else:
+            corrections = parse_pairs(args.correct) if args.correct else {}
+        if corrections and args.kind != "rectification":
+            raise InvalidIdentifier("corrections belong to a rectification case (--kind rectification)")
         identifiers = validate_identifiers(**given)
         systems = [p["system"] for p in load_description()["processors"]]
         case = register.new_case(args.kind, identifiers, actor=actor, received_on=args.received, note=args.note,
                                  systems=systems)
+        if corrections:
+            save_corrections(register, case.case_id, corrections, actor=actor)
         if args.json:
             print(json.dumps(_case_json(case, full=False)))
         else:
@@ -199,10 +247,13 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         return 0
     if cmd == "show":
         case = register.get(args.case_id, with_audit=True)
+        corrections = load_corrections(register, case.case_id) if case.kind == "rectification" else {}
         if args.json:
-            print(json.dumps(_case_json(case, full=True), ensure_ascii=False))
+            print(json.dumps(dict(_case_json(case, full=True), corrections=corrections), ensure_ascii=False))
         else:
             _print_case(case)
+            for field, value in corrections.items():
+                print(f"  corrected {field}: {value}")
         return 0
     if cmd == "verify":
         case = register.verify(args.case_id, method=args.method, actor=actor)
@@ -210,6 +261,21 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         case = register.extend(args.case_id, new_due_on=args.until, reason=args.reason, actor=actor)
     elif cmd == "approve":
         case = register.approve(args.case_id, action=args.action, actor=actor, note=args.note)
+    elif cmd == "correct":
+        corrections = _stdin_corrections(_stdin_json()) if args.stdin else parse_pairs(args.correct)
+        save_corrections(register, args.case_id, corrections, actor=actor)
+        case = register.get(args.case_id)
+    elif cmd == "answer":
+        state = register.get(args.case_id).systems.get(args.system)
+        if state is None or state.state not in ("manual_open", "pending"):
+            raise RegisterError(f"{args.system} has no open task in case {args.case_id}"
+                                + (f" (it is {state.state})" if state else ""))
+        register.set_system_state(args.case_id, args.system, "manual_answered", actor=actor, detail=args.note)
+        case = register.get(args.case_id)
+    elif cmd == "lift-restriction":
+        record_lift_decision(register, args.case_id, reason=args.reason, actor=actor)
+        print(f"{args.case_id}: lift recorded; run the restriction job with lift: true to unmark the systems")
+        return 0
     elif cmd == "close":
         case = register.close_case(args.case_id, outcome=args.outcome, actor=actor, force=args.force)
     else:  # pragma: no cover - argparse rejects unknown commands

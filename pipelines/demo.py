@@ -68,8 +68,15 @@ def main() -> int:
         rt = RequestTracker.start()
         seed(rt, World.generate(seed=7, persons=150, organizations=30))
         env.update(rt.env())
+        # The suppression list's key, generated into data/ for the demo (production sets
+        # SUPPRESSION_KEY), and the sandbox's newsletter list for the Google marketing ban.
+        demo = {"SUPPRESSION_KEY_FILE": str(Path("data/suppression.key").resolve())}
+        if env.get("GOOGLE_DOMAIN"):
+            demo["GOOGLE_MAILING_LISTS"] = f"uutiskirje@{env['GOOGLE_DOMAIN']}"
+        demo = {key: value for key, value in demo.items() if not os.environ.get(key)}
+        env.update(demo)
         with ENV_FILE.open("a") as f:
-            f.writelines(f"{key}={value}\n" for key, value in rt.env().items())
+            f.writelines(f"{key}={value}\n" for key, value in {**rt.env(), **demo}.items())
         print(f"Sandbox settings written to {ENV_FILE}", flush=True)
         print("Running nightly_sync once...", flush=True)
         subprocess.run(

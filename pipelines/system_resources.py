@@ -10,6 +10,9 @@ SYSTEM_RESOURCES: dict[str, str] = {
     "google": "google",
     "netvisor": "netvisor",
     "request_tracker": "request_tracker",
+    "trustmary": "trustmary",
+    "matomo": "matomo",
+    "docue": "docue",
 }
 
 

@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import duckdb
 
 from assets.raw_store import raw_path
+from assets.suppression.warehouse import stage_suppression_hits
 from assets.warehouse import identity, identity_state
+from pipelines.restriction.warehouse import stage_restriction_hits
+from pipelines.suppression import SuppressionList
 
 log = logging.getLogger("assets.warehouse")
 
@@ -93,10 +96,15 @@ def build_warehouse(
     systems: Iterable[str] | None = None,
     run_id: str = "",
     identity_state_path: str | Path | None = None,
+    before_publish: Callable[[BuildResult], None] | None = None,
+    suppression: SuppressionList | None = None,
 ) -> BuildResult:
     """Build from the raw stores of ``systems`` (default: every ``<system>.duckdb`` in
     ``raw_dir``; a named system without a raw store is an error). Operator decisions and the
-    stable person ids live in ``identity_state_path`` (default: see identity_state.default_path)."""
+    stable person ids live in ``identity_state_path`` (default: see identity_state.default_path).
+    ``suppression`` (the request register's suppression list) marks banned and erased people.
+    ``before_publish(result)`` runs on the finished build before the rename; if it raises, the
+    build is discarded and the published warehouse stays as it was (see assets/checks/row_counts.py)."""
     systems = sorted(systems) if systems is not None else discover_systems(raw_dir)
     if not systems:
         raise FileNotFoundError(f"no raw stores in {raw_dir}: run a raw sync first")
@@ -125,6 +133,10 @@ def build_warehouse(
         identity_state.attach(con, state)
         identity_state.assign_person_ids(con)
         con.execute("DETACH idstate")
+        # People on the suppression list (banned or erased) count as banned in persons.sql.
+        stage_suppression_hits(con, suppression)
+        # Restricted people (the restriction keys live in the same register) are flagged too.
+        stage_restriction_hits(con, suppression.register if suppression is not None else None)
         _run_sql_file(con, "persons.sql")
         con.execute(
             "CREATE TABLE _build AS SELECT ?::TIMESTAMPTZ AS built_at, ? AS run_id, ?::VARCHAR[] AS systems",
@@ -139,6 +151,12 @@ def build_warehouse(
         work.unlink(missing_ok=True)
         raise
     con.close()
+    if before_publish is not None:
+        try:
+            before_publish(result)
+        except BaseException:
+            work.unlink(missing_ok=True)
+            raise
     publish(work, target)
     log.info("warehouse published: %s", {k: v for k, v in result.tables.items()})
     return result

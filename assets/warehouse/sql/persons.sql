@@ -34,6 +34,20 @@ id_lists AS (
 activity AS (
     SELECT person_id, max(updated_at) AS last_activity FROM person_records GROUP BY person_id
 ),
+-- People with a record on the suppression list (staging.suppression_hits, by keyed hashes of
+-- their identifiers: assets/suppression/warehouse.py) are banned whatever the systems say.
+suppressed AS (
+    SELECT DISTINCT c.person_id
+    FROM staging.suppression_hits AS h
+    JOIN staging.person_components AS c ON c.record_key = h.system || ':' || h.record_kind || ':' || h.record_id
+),
+-- People under an active restriction of processing (staging.restriction_hits, by keyed hashes:
+-- pipelines/restriction/warehouse.py): restricted, hence also kept out of marketing.
+restricted AS (
+    SELECT DISTINCT c.person_id
+    FROM staging.restriction_hits AS h
+    JOIN staging.person_components AS c ON c.record_key = h.system || ':' || h.record_kind || ':' || h.record_id
+),
 base AS (
     SELECT
         person_id,
@@ -45,13 +59,34 @@ base AS (
     FROM keyed GROUP BY person_id
 )
 SELECT b.person_id, b.name, coalesce(l.emails, []) AS emails, coalesce(l.phones, []) AS phones,
-       coalesce(b.organizations, []) AS organizations, b.systems, b.marketing_ban, a.last_activity, b.source_records
+       coalesce(b.organizations, []) AS organizations, b.systems,
+       b.marketing_ban OR s.person_id IS NOT NULL OR r.person_id IS NOT NULL AS marketing_ban, a.last_activity,
+       b.source_records, r.person_id IS NOT NULL AS restricted
 FROM base AS b
 LEFT JOIN id_lists AS l USING (person_id)
-LEFT JOIN activity AS a USING (person_id);
+LEFT JOIN activity AS a USING (person_id)
+LEFT JOIN suppressed AS s USING (person_id)
+LEFT JOIN restricted AS r USING (person_id);
+
+-- What analysts may use: everyone but the restricted (GDPR art. 18: storage only).
+CREATE OR REPLACE VIEW analyst_persons AS
+SELECT * EXCLUDE (restricted) FROM persons WHERE NOT restricted;
 
 CREATE OR REPLACE TABLE marketing_bans AS
 SELECT c.person_id, s.system, s.record_kind, s.record_id, 'marketing_status=unsubscribed' AS reason, s.updated_at
 FROM staging.source_persons AS s
 JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id
-WHERE s.marketing_status = 'unsubscribed';
+WHERE s.marketing_status = 'unsubscribed'
+UNION ALL
+-- Records whose identifiers are on the suppression list: 'suppression_list:ban' or
+-- 'suppression_list:erasure' (an erased person re-collected).
+SELECT c.person_id, s.system, s.record_kind, s.record_id, 'suppression_list:' || max(h.reason), s.updated_at  -- erasure over ban
+FROM staging.suppression_hits AS h
+JOIN staging.source_persons AS s USING (system, record_kind, record_id)
+JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id
+GROUP BY ALL
+UNION ALL
+SELECT DISTINCT c.person_id, s.system, s.record_kind, s.record_id, 'restriction', s.updated_at
+FROM staging.restriction_hits AS h
+JOIN staging.source_persons AS s USING (system, record_kind, record_id)
+JOIN staging.person_components AS c ON c.record_key = s.system || ':' || s.record_kind || ':' || s.record_id;
