@@ -68,3 +68,17 @@ class NotFoundError(FatalError):
 
 class BadRequestError(FatalError):
     """The vendor rejected the request as invalid (400, 422)."""
+
+
+class SafeMessage:
+    """Mixin for the project's own exceptions whose messages are written to carry no personal
+    data (ids, counts, states, field names), so :func:`describe` may show them."""
+
+
+def describe(exc: BaseException, limit: int = 1500) -> str:
+    """An exception as text for logs, cases and Dagster: the class name, plus the message for
+    connector errors and :class:`SafeMessage` exceptions. A foreign exception's text may quote
+    personal data (a URL with an address in it, a library echoing a value), so it is left out."""
+    if isinstance(exc, (ConnectorError, SafeMessage)):
+        return f"{type(exc).__name__}: {exc}"[:limit]
+    return type(exc).__name__

@@ -34,6 +34,7 @@ from typing import Iterable
 
 import duckdb
 
+from connectors.errors import SafeMessage
 from assets.warehouse.identity import generic_local_parts
 from assets.warehouse.normalize import normalize_email, normalize_phone
 from pipelines.register.cases import Register, RegisterError
@@ -46,7 +47,7 @@ KEY_CHECK_META = "suppression_key_check"
 HASH_BATCH = 50_000
 
 
-class SuppressionKeyError(RuntimeError):
+class SuppressionKeyError(SafeMessage, RuntimeError):
     """The key is missing, too short, or not the one the list was made with."""
 
 

@@ -32,6 +32,7 @@ from typing import Callable
 
 import duckdb
 
+from connectors.errors import SafeMessage, describe
 from pipelines.erasure.matching import narrow_to_personal
 from pipelines.register.cases import Register, RegisterError
 from pipelines.register.description import load_description
@@ -45,7 +46,7 @@ SETTLED = ("done", "not_found", "not_applicable", "manual_open", "manual_answere
 MAX_ERROR = 1500
 
 
-class ErasureRefused(RuntimeError):
+class ErasureRefused(SafeMessage, RuntimeError):
     """The case cannot be erased (wrong kind, closed, identity not verified)."""
 
 
@@ -78,11 +79,6 @@ class ErasureResult:
 
     def failed(self) -> dict[str, SystemResult]:
         return {s: r for s, r in self.systems.items() if r.state == "failed"}
-
-
-def _error_text(exc: BaseException) -> str:
-    # Connector errors name the system, path and status, never request bodies.
-    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
 
 
 def resolve_case_subject(case, warehouse_path: Path | None) -> tuple[WritebackSubject, dict[str, int]]:
@@ -119,7 +115,7 @@ def _plan_event(subject: WritebackSubject, plans: dict, dropped: dict, dry_run: 
     systems = {}
     for system, plan in plans.items():
         if isinstance(plan, BaseException):
-            systems[system] = {"error": _error_text(plan)}
+            systems[system] = {"error": describe(plan)}
         else:
             systems[system] = {"steps": [[s.record_kind, s.record_id, s.action, s.detail,
                                           s.held_until.isoformat() if s.held_until else None] for s in plan]}
@@ -166,7 +162,7 @@ def run_erasure(
     for system, plan in plans.items():
         prior = case.systems.get(system)
         if isinstance(plan, BaseException):
-            result.systems[system] = SystemResult(system, "failed", error=_error_text(plan))
+            result.systems[system] = SystemResult(system, "failed", error=describe(plan))
         else:
             result.systems[system] = SystemResult(system, prior.state if prior else "pending", steps=plan)
     if dry_run:
@@ -223,7 +219,7 @@ def _execute_one(register, case_id, system, eraser, clients, subject, plan, res:
         outcome = eraser.execute(clients, subject, plan)
         remaining = eraser.verify(clients, subject)
     except Exception as exc:
-        res.state, res.error = "failed", _error_text(exc)
+        res.state, res.error = "failed", describe(exc)
         register.set_system_state(case_id, system, "failed", actor=actor, error=res.error)
         return
     res.records, res.detail, res.held_until = outcome.records, outcome.detail, outcome.held_until
@@ -264,7 +260,7 @@ def _own_stores_step(register, case, result: ErasureResult, subject, own_stores,
         outcome = own_stores(subject)
         res.state, res.records, res.detail, res.error = outcome.state, outcome.records, outcome.detail, outcome.error
     except Exception as exc:
-        res.state, res.error = "failed", _error_text(exc)
+        res.state, res.error = "failed", describe(exc)
     register.set_system_state(case.case_id, OWN_STORES, res.state, actor=actor, records=res.records,
                               detail=res.detail, error=res.error)
     result.systems[OWN_STORES] = res

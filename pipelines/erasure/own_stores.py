@@ -56,6 +56,7 @@ from typing import Callable
 import duckdb
 import phonenumbers
 
+from connectors.errors import SafeMessage
 from assets.google.sync import CHILDREN as GOOGLE_CHILDREN
 from assets.raw_store import raw_path
 from assets.warehouse import identity_state
@@ -96,7 +97,7 @@ EMAIL_LOCAL_CHARS = r"a-z0-9!#$%&'*+/=?^_`{|}~.\-"
 PHONE_SEPARATORS = r"[\s().\-/]"
 
 
-class StoreBusy(RuntimeError):
+class StoreBusy(SafeMessage, RuntimeError):
     """A store is held by another process (a running sync or build); nothing was changed in it."""
 
 

@@ -9,6 +9,7 @@ random key per process is used (masked values then do not link across runs, whic
 
 from __future__ import annotations
 
+from connectors.errors import SafeMessage
 import hashlib
 import hmac
 import os
@@ -22,7 +23,7 @@ import yaml
 DEFAULT_PATH = Path(__file__).with_name("policy.yaml")
 
 
-class PolicyError(ValueError):
+class PolicyError(SafeMessage, ValueError):
     """The policy file is missing a setting or has one that makes no sense."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from assets.warehouse.identity import generic_local_parts
+from connectors.errors import SafeMessage, describe
 from pipelines.jobs.exporters import EXPORTERS, LiveContext, PersonRef, SystemExport
 from pipelines.jobs.report import render_report
 from pipelines.register.identifiers import Identifiers, name_key
@@ -32,7 +33,7 @@ DEFAULT_EXPORT_DIR = "data/exports"
 DEFAULT_EXPIRE_DAYS = 30
 
 
-class ExportError(RuntimeError):
+class ExportError(SafeMessage, RuntimeError):
     pass
 
 
@@ -189,7 +190,7 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[d
                 raise ExportError(f"no raw_{system} tables in the warehouse (not synced)")
             exporter.warehouse(con, ids, res)
         except Exception as exc:  # noqa: BLE001 - one system's failure must not lose the others
-            res.state, res.error = "failed", _error_text(exc)
+            res.state, res.error = "failed", describe(exc, 500)
             res.records.clear()
             out[system] = res
             continue
@@ -201,21 +202,11 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[d
             except Exception as exc:  # noqa: BLE001
                 # What the warehouse holds is still exported; the answer is incomplete, so the
                 # system counts as failed and the officer retries or checks by hand.
-                res.state, res.error = "failed", "live read failed: " + _error_text(exc)
+                res.state, res.error = "failed", "live read failed: " + describe(exc, 500)
         elif ids:
             res.notes.append("live API reads were not requested or not configured for this export")
         out[system] = res
     return out
-
-
-def _error_text(exc: Exception) -> str:
-    """Class name, plus the message for our own and the connectors' errors (which never carry
-    personal data); a foreign exception's text might, so it is left out."""
-    from connectors.errors import ConnectorError
-
-    if isinstance(exc, (ExportError, ConnectorError)):
-        return f"{type(exc).__name__}: {exc}"[:500]
-    return type(exc).__name__
 
 
 def _json_default(value: Any) -> Any:

@@ -7,7 +7,7 @@ system's state into ``failed`` with the record ids, never a silent "done". A dry
 
 from __future__ import annotations
 
-from pipelines.jobs.export import _error_text
+from connectors.errors import describe
 from pipelines.marketing_ban.registry import BANNERS
 from pipelines.register.cases import Register
 from pipelines.writeback.base import Clients, Outcome, WritebackSubject
@@ -44,7 +44,7 @@ def ban_everywhere(clients: Clients, subject: WritebackSubject, *, systems=None,
                     outcome = Outcome(system, "failed", outcome.records, detail=outcome.detail, error=(
                         f"{len(remaining)} records still open to marketing on read-back: {', '.join(remaining[:20])}"))
         except Exception as exc:  # one system's failure is recorded; the others still run
-            outcome = Outcome(system, "failed", error=_error_text(exc))
+            outcome = Outcome(system, "failed", error=describe(exc))
         out[system] = outcome
     return out
 

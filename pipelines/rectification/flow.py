@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines.erasure.flow import _error_text, resolve_case_subject
+from connectors.errors import SafeMessage, describe
+from pipelines.erasure.flow import resolve_case_subject
 from pipelines.rectification.base import Fix, Plan
 from pipelines.rectification.corrections import load_corrections
 from pipelines.register.cases import Register
@@ -31,7 +32,7 @@ from pipelines.writeback.base import Clients
 APPROVAL_ACTION = "rectification"
 
 
-class RectificationRefused(RuntimeError):
+class RectificationRefused(SafeMessage, RuntimeError):
     """The case cannot be rectified (wrong kind, closed, unverified, no corrections)."""
 
 
@@ -102,7 +103,7 @@ def run_rectification(register: Register, case_id: str, *, clients: Clients, han
         try:
             plans[system] = handler.plan(clients, subject, fix)
         except Exception as exc:  # a system down must not stop the others
-            result.systems[system] = SystemResult(system, "failed", error=_error_text(exc))
+            result.systems[system] = SystemResult(system, "failed", error=describe(exc))
     register.record_event(case_id, "rectification_dry_run" if dry_run else "rectification_planned", {
         "fields": sorted(corrections), "persons_found": len(subject.person_ids), "identifiers_dropped": dropped,
         "systems": {s: {"found": p.found, "changes": [[c.record_kind, c.record_id, list(c.fields)] for c in p.changes],
@@ -148,7 +149,7 @@ def _apply_one(handler, clients, subject, fix: Fix, plan: Plan, res: SystemResul
             res.changed += 1
         remaining = handler.plan(clients, subject, fix).changes
     except Exception as exc:
-        res.state, res.error = "failed", _error_text(exc)
+        res.state, res.error = "failed", describe(exc)
         return
     fields = ", ".join(f"{f}: {n}" for f, n in sorted(res.fields.items()))
     if remaining:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
+from connectors.errors import SafeMessage
 from pipelines.register.identifiers import Identifiers
 from pipelines.register.store import _KINDS, _STATES, Backend, Tx, open_backend
 
@@ -32,7 +33,7 @@ MAX_NOTE = 2000
 REDACTED_PREFIX = "hmac-sha256:"  # case_identifiers value of an identifier replaced by its keyed hash
 
 
-class RegisterError(Exception):
+class RegisterError(SafeMessage, Exception):
     """A request the register refuses (wrong state, bad date, missing reason ...)."""
 
 

@@ -6,6 +6,7 @@ never the value (error texts end up in logs and in Dagster's event log).
 
 from __future__ import annotations
 
+from connectors.errors import SafeMessage
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ MAX_PHONE = 40
 MAX_VALUES = 10  # per kind: a request names a person, not a mailing list
 
 
-class InvalidIdentifier(ValueError):
+class InvalidIdentifier(SafeMessage, ValueError):
     """An identifier that cannot be used: the message says which field and why."""
 
 

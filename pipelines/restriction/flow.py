@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.erasure.flow import _error_text, resolve_case_subject
+from connectors.errors import SafeMessage, describe
+from pipelines.erasure.flow import resolve_case_subject
 from pipelines.register.cases import Register
 from pipelines.register.description import load_description
 from pipelines.restriction.pipedrive import PipedriveRestrictor
@@ -26,7 +27,7 @@ from pipelines.restriction.without_api import ANSWERS
 from pipelines.writeback.base import Clients, Outcome
 
 
-class RestrictionRefused(RuntimeError):
+class RestrictionRefused(SafeMessage, RuntimeError):
     """Wrong kind, closed or unverified case, or a lift without the operator's decision."""
 
 
@@ -68,7 +69,7 @@ def run_restriction(register: Register, case_id: str, *, clients: Clients, actor
             outcome, ids = restrictor.restrict(clients, subject, dry_run=dry_run)
             marks = [(restrictor.system, "person", rid) for rid in ids]
         except Exception as exc:  # recorded; the other systems and the register still follow
-            outcome = Outcome(restrictor.system, "failed", error=_error_text(exc))
+            outcome = Outcome(restrictor.system, "failed", error=describe(exc))
         result.outcomes[restrictor.system] = outcome
     systems = [p["system"] for p in load_description()["processors"]]
     for system in systems:
@@ -107,7 +108,7 @@ def lift_restriction(register: Register, case_id: str, *, clients: Clients, acto
     try:
         outcome = restrictor.lift(clients, ids) if ids else Outcome(restrictor.system, "not_found")
     except Exception as exc:
-        outcome = Outcome(restrictor.system, "failed", error=_error_text(exc))
+        outcome = Outcome(restrictor.system, "failed", error=describe(exc))
     result.outcomes[restrictor.system] = outcome
     detail = {s: {"state": o.state, "records": o.records, "detail": o.detail, "error": o.error}
               for s, o in result.outcomes.items()}
