@@ -16,13 +16,15 @@ SYSTEM_RESOURCES: dict[str, str] = {
 }
 
 
-def client_factories(resources, systems=None) -> dict:
-    """system -> factory, for the systems given (default all) whose resource is present."""
+def client_factories(resources, systems=None, *, write: bool = False) -> dict:
+    """system -> factory, for the systems given (default all) whose resource is present.
+    ``write=True`` (the write-back jobs) uses a resource's ``write_client`` where it has one:
+    Google grants the sync read-only scopes and the write-back jobs the write ones."""
     out = {}
     for system, key in SYSTEM_RESOURCES.items():
         if systems is not None and system not in systems:
             continue
         res = getattr(resources, key, None)
         if res is not None:
-            out[system] = res.client
+            out[system] = getattr(res, "write_client", res.client) if write else res.client
     return out

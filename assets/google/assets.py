@@ -1,5 +1,6 @@
 """Dagster assets for Google Workspace: the ``raw_google.*`` tables, written by one step."""
 
+import dataclasses
 import json
 import os
 
@@ -8,7 +9,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableReso
 from assets.google.sync import ALL_SPECS, sync_google
 from assets.raw_store import open_raw_store
 from assets.resources import StorageResource
-from connectors.google_workspace import GoogleSettings, GoogleWorkspaceClient
+from connectors.google_workspace import SCOPES_WRITE, GoogleSettings, GoogleWorkspaceClient
 
 RAW_GOOGLE_KEYS = {spec.name: AssetKey(["raw_google", spec.name]) for spec in ALL_SPECS}
 
@@ -47,6 +48,11 @@ class GoogleWorkspaceResource(ConfigurableResource):
 
     def client(self) -> GoogleWorkspaceClient:
         return GoogleWorkspaceClient(self.settings())
+
+    def write_client(self) -> GoogleWorkspaceClient:
+        """For the write-back jobs: the sync reads with read-only scopes; deleting mail, events
+        and contacts and changing group membership needs the write ones."""
+        return GoogleWorkspaceClient(dataclasses.replace(self.settings(), scopes=SCOPES_WRITE))
 
 
 class GoogleSyncConfig(Config):

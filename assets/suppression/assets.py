@@ -22,7 +22,7 @@ from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
 def suppression_check(context: AssetExecutionContext):
     actor = f"dagster:{context.run.run_id}"
     register = context.resources.register.open()
-    clients = LiveContext(client_factories(context.resources))
+    clients = LiveContext(client_factories(context.resources, write=True))
     con = duckdb.connect(str(context.resources.storage.warehouse_file()), read_only=True)
     try:
         result = run_check(con, SuppressionList(register), clients, actor=actor)

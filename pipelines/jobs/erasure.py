@@ -13,7 +13,6 @@ tick, since the sensor looks for every hold that has ended, not for today's.
 """
 
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from dagster import (
     Config,
     DefaultSensorStatus,
     Failure,
-    MetadataValue,
     OpExecutionContext,
     Out,
     Output,
@@ -33,7 +31,6 @@ from dagster import (
     sensor,
 )
 
-from connectors.google_workspace import SCOPES_WRITE, GoogleWorkspaceClient
 from pipelines.concurrency import tags_for
 from pipelines.erasure.flow import ErasureRefused, due_followups, run_erasure
 from pipelines.erasure.own_stores import erase_own_stores
@@ -41,8 +38,8 @@ from pipelines.erasure.registry import load_erasers
 from pipelines.jobs.subject_export import RegisterResource
 from pipelines.register import RegisterError, open_register
 from pipelines.suppression import SuppressionKeyError
-from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
-from pipelines.writeback.base import Clients
+from pipelines.system_resources import SYSTEM_RESOURCES
+from pipelines.writeback.job_support import systems_table, writeback_session
 
 OP_NAME = "erase_subject"
 
@@ -54,31 +51,21 @@ class ErasureConfig(Config):
     """Plan only: record what would be deleted, masked or held, and touch nothing."""
 
 
-def _clients(resources) -> Clients:
-    factories = client_factories(resources)
-    google = getattr(resources, SYSTEM_RESOURCES["google"], None)
-    if google is not None:
-        # The sync reads with read-only scopes; erasing mail, events and contacts needs the write ones.
-        factories["google"] = lambda: GoogleWorkspaceClient(dataclasses.replace(google.settings(), scopes=SCOPES_WRITE))
-    return Clients(factories)
-
-
 def _report(result) -> tuple[dict, dict]:
-    table = ["| system | state | delete | mask | hold | manual | records | remaining | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     summary = {}
     for system, r in result.systems.items():
         c = r.counts()
         note = "re-verified, untouched" if r.reverified else (r.error or r.detail or "")
         if r.held_until:
             note = f"held until {r.held_until.isoformat()}; {note}"
-        table.append(f"| {system} | {r.state} | {c.get('delete', 0)} | {c.get('mask', 0)} | {c.get('hold', 0)} | "
-                     f"{c.get('manual', 0)} | {r.records if r.records is not None else ''} | {len(r.remaining)} | "
-                     f"{note.replace('|', '/')} |")
+        rows.append((system, r.state, c.get("delete", 0), c.get("mask", 0), c.get("hold", 0), c.get("manual", 0),
+                     r.records, len(r.remaining), note))
         summary[system] = {"state": r.state, "steps": c, "remaining": r.remaining,
                            "held_until": r.held_until.isoformat() if r.held_until else None}
     metadata = {"case_id": result.case_id, "dry_run": result.dry_run, "persons_found": result.persons_found,
-                "systems": MetadataValue.md("\n".join(table))}
+                "systems": systems_table(("system", "state", "delete", "mask", "hold", "manual", "records",
+                                          "remaining", "note"), rows)}
     for system, s in summary.items():
         metadata[system] = s["state"]
     return summary, metadata
@@ -91,26 +78,21 @@ def _report(result) -> tuple[dict, dict]:
 )
 def erase_subject(context: OpExecutionContext, config: ErasureConfig):
     """Plan, check the approval, erase in every system, verify by re-reading, report."""
-    actor = f"dagster:{context.run.run_id}"
     res: RegisterResource = context.resources.register
     storage = context.resources.storage
-    register = res.open()
-    clients = _clients(context.resources)
+    with writeback_session(context) as (actor, register, clients):
 
-    def own(subject):
-        return erase_own_stores(subject, raw_dir=storage.raw_dir_path(), warehouse_path=storage.warehouse_file(),
-                                export_dir=res.export_path(), register=register, case_id=subject.case_id,
-                                actor=actor, dagster_home=Path(context.instance.root_directory))
-    try:
+        def own(subject):
+            return erase_own_stores(subject, raw_dir=storage.raw_dir_path(), warehouse_path=storage.warehouse_file(),
+                                    export_dir=res.export_path(), register=register, case_id=subject.case_id,
+                                    actor=actor, dagster_home=Path(context.instance.root_directory))
+
         try:
             result = run_erasure(register, config.case_id.strip(), clients=clients, erasers=load_erasers(),
                                  actor=actor, warehouse_path=storage.warehouse_file(), dry_run=config.dry_run,
                                  own_stores=own, log=context.log.info)
         except (ErasureRefused, RegisterError, SuppressionKeyError) as exc:
             raise Failure(str(exc)) from None
-    finally:
-        clients.close()
-        register.close()
     summary, metadata = _report(result)
     if result.stopped:
         raise Failure(result.stopped, metadata=metadata)

@@ -14,20 +14,16 @@ missing. If an erasure case is open for the same identifiers, the ban still runs
 conflicts with an erasure) and the case's trail names the erasure case.
 """
 
-from pathlib import Path
-
-import duckdb
-from dagster import Config, Failure, MetadataValue, OpExecutionContext, Out, Output, job, op
+from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
 from pipelines.concurrency import tags_for
-from pipelines.erasure.matching import narrow_to_personal
-from pipelines.jobs.exporters import LiveContext
+from pipelines.erasure.flow import resolve_case_subject
 from pipelines.marketing_ban.run import ban_everywhere, record_outcomes
 from pipelines.register import RegisterError
 from pipelines.register.cases import Register
 from pipelines.suppression import SuppressionKeyError, SuppressionList
-from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
-from pipelines.writeback.base import resolve_subject
+from pipelines.system_resources import SYSTEM_RESOURCES
+from pipelines.writeback.job_support import systems_table, writeback_session
 
 
 class MarketingBanConfig(Config):
@@ -43,19 +39,6 @@ def open_erasure_cases(register: Register, case_id: str) -> list[str]:
     return [c.case_id for c in related if c.kind == "erasure" and c.status == "open"]
 
 
-def warehouse_subject(warehouse: Path, case):
-    """The case's person from the published warehouse, narrowed to their own identifiers."""
-    if not warehouse.exists():
-        raise Failure(f"no warehouse at {warehouse.name}: run nightly_sync first")
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        subject = resolve_subject(con, case.case_id, case.identifiers_obj())
-        dropped = narrow_to_personal(subject, con)
-    finally:
-        con.close()
-    return subject, dropped
-
-
 @op(
     required_resource_keys={"register", "storage", *SYSTEM_RESOURCES.values()},
     out=Out(dict, description="Per-system state and counts (no personal data)."),
@@ -63,10 +46,7 @@ def warehouse_subject(warehouse: Path, case):
 )
 def ban_marketing(context: OpExecutionContext, config: MarketingBanConfig):
     """Ban the case's person in every system, verify by reading back, record it in the case."""
-    actor = f"dagster:{context.run.run_id}"
-    register = context.resources.register.open()
-    clients = LiveContext(client_factories(context.resources))
-    try:
+    with writeback_session(context) as (actor, register, clients):
         try:
             case = register.get(config.case_id.strip())
         except RegisterError as exc:
@@ -77,7 +57,10 @@ def ban_marketing(context: OpExecutionContext, config: MarketingBanConfig):
             raise Failure(f"case {case.case_id} is closed")
         if not case.verified:
             context.log.warning(f"case {case.case_id}: identity not verified; banning anyway (art. 21(3))")
-        subject, dropped = warehouse_subject(context.resources.storage.warehouse_file(), case)
+        warehouse = context.resources.storage.warehouse_file()
+        if not warehouse.exists():
+            raise Failure(f"no warehouse at {warehouse.name}: run nightly_sync first")
+        subject, dropped = resolve_case_subject(case, warehouse)
         if not subject.emails and not subject.phones:
             raise Failure(f"case {case.case_id}: no personal email or phone to ban by "
                           f"(dropped as shared: {sum(dropped.values())})")
@@ -96,21 +79,17 @@ def ban_marketing(context: OpExecutionContext, config: MarketingBanConfig):
         outcomes = ban_everywhere(clients, subject, dry_run=config.dry_run)
         if not config.dry_run:
             record_outcomes(register, case.case_id, outcomes, actor=actor)
-    finally:
-        clients.close()
-        register.close()
 
-    table = ["| system | state | records | detail |", "|---|---|---|---|"]
     metadata = {
         "case_id": case.case_id, "dry_run": config.dry_run, "persons_found": len(subject.person_ids),
         "identifiers_dropped_as_shared": sum(dropped.values()), "open_erasure_cases": len(erasures),
         "suppression_hashes": sum(suppressed.values()),
     }
     for system, o in outcomes.items():
-        table.append(f"| {system} | {o.state} | {o.records} | {o.error or o.detail or ''} |")
         metadata[system] = f"{o.state}: {o.records} records"
         context.log.info(f"{system}: {o.state}, {o.records} records")
-    metadata["systems"] = MetadataValue.md("\n".join(table))
+    metadata["systems"] = systems_table(("system", "state", "records", "detail"),
+                                        [(s, o.state, o.records, o.error or o.detail) for s, o in outcomes.items()])
     failed = sorted(s for s, o in outcomes.items() if o.state == "failed")
     if failed:
         raise Failure(f"marketing ban failed in {', '.join(failed)} (recorded in case {case.case_id})",

@@ -11,14 +11,14 @@ rectification``). The flow is ``pipelines/rectification/flow.py``.
 The warehouse shows the corrected values after the next ``nightly_sync``.
 """
 
-from dagster import Config, Failure, MetadataValue, OpExecutionContext, Out, Output, job, op
+from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
 from pipelines.concurrency import tags_for
 from pipelines.rectification.flow import RectificationRefused, run_rectification
 from pipelines.rectification.registry import load_rectifiers
 from pipelines.register import RegisterError
-from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
-from pipelines.writeback.base import Clients
+from pipelines.system_resources import SYSTEM_RESOURCES
+from pipelines.writeback.job_support import systems_table, writeback_session
 
 
 class RectificationConfig(Config):
@@ -35,27 +35,20 @@ class RectificationConfig(Config):
 )
 def rectify_subject(context: OpExecutionContext, config: RectificationConfig):
     """Plan, check the approval, correct in every system, read back, record."""
-    actor = f"dagster:{context.run.run_id}"
-    register = context.resources.register.open()
-    clients = Clients(client_factories(context.resources))
-    try:
+    with writeback_session(context) as (actor, register, clients):
         try:
             result = run_rectification(register, config.case_id.strip(), clients=clients, handlers=load_rectifiers(),
                                        actor=actor, warehouse_path=context.resources.storage.warehouse_file(),
                                        dry_run=config.dry_run, log=context.log.info)
         except (RectificationRefused, RegisterError) as exc:
             raise Failure(str(exc)) from None
-    finally:
-        clients.close()
-        register.close()
-    table = ["| system | state | records | changed | fields | note |", "|---|---|---|---|---|---|"]
+    rows = []
     metadata = {"case_id": result.case_id, "dry_run": result.dry_run, "persons_found": result.persons_found}
     for system, r in result.systems.items():
         fields = ", ".join(f"{f} {n}" for f, n in sorted(r.fields.items()))
-        note = (r.error or r.detail or "").replace("|", "/")
-        table.append(f"| {system} | {r.state} | {r.found} | {r.changed} | {fields} | {note} |")
+        rows.append((system, r.state, r.found, r.changed, fields, r.error or r.detail))
         metadata[system] = r.state
-    metadata["systems"] = MetadataValue.md("\n".join(table))
+    metadata["systems"] = systems_table(("system", "state", "records", "changed", "fields", "note"), rows)
     if result.stopped:
         raise Failure(result.stopped, metadata=metadata)
     failed = result.failed()

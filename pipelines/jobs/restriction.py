@@ -12,13 +12,12 @@ lift-restriction CASE --reason ...``; the person is told before, art. 18(3)); it
 case closed too. The flow is ``pipelines/restriction/flow.py``.
 """
 
-from dagster import Config, Failure, MetadataValue, OpExecutionContext, Out, Output, job, op
+from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
 from pipelines.concurrency import tags_for
 from pipelines.register import RegisterError
 from pipelines.restriction.flow import RestrictionRefused, lift_restriction, run_restriction
-from pipelines.system_resources import client_factories
-from pipelines.writeback.base import Clients
+from pipelines.writeback.job_support import systems_table, writeback_session
 
 
 class RestrictionConfig(Config):
@@ -37,11 +36,8 @@ class RestrictionConfig(Config):
 )
 def restrict_subject(context: OpExecutionContext, config: RestrictionConfig):
     """Mark (or unmark) the person restricted, verify by reading back, record it in the case."""
-    actor = f"dagster:{context.run.run_id}"
-    register = context.resources.register.open()
-    clients = Clients(client_factories(context.resources, systems=("pipedrive",)))
     case_id = config.case_id.strip()
-    try:
+    with writeback_session(context, systems=("pipedrive",)) as (actor, register, clients):
         try:
             if config.lift:
                 result = lift_restriction(register, case_id, clients=clients, actor=actor, dry_run=config.dry_run)
@@ -50,16 +46,12 @@ def restrict_subject(context: OpExecutionContext, config: RestrictionConfig):
                                          warehouse_path=context.resources.storage.warehouse_file())
         except (RestrictionRefused, RegisterError) as exc:
             raise Failure(str(exc)) from None
-    finally:
-        clients.close()
-        register.close()
-    table = ["| system | state | records | detail |", "|---|---|---|---|"]
     metadata = {"case_id": case_id, "lift": config.lift, "dry_run": config.dry_run,
                 "persons_found": result.persons_found}
     for system, o in result.outcomes.items():
-        table.append(f"| {system} | {o.state} | {o.records} | {(o.error or o.detail or '').replace('|', '/')} |")
         metadata[system] = o.state
-    metadata["systems"] = MetadataValue.md("\n".join(table))
+    metadata["systems"] = systems_table(("system", "state", "records", "detail"),
+                                        [(s, o.state, o.records, o.error or o.detail) for s, o in result.outcomes.items()])
     if result.failed():
         raise Failure(f"restriction{' lift' if config.lift else ''} of case {case_id} failed in "
                       f"{', '.join(result.failed())} (recorded in the case); run again once fixed", metadata=metadata)
