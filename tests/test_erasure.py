@@ -18,8 +18,9 @@ from dagster import DagsterInstance, EnvVar
 
 from assets.google.assets import GoogleWorkspaceResource
 from assets.warehouse.build import build_warehouse
-from assets.warehouse.normalize import normalize_email
+from assets.warehouse.normalize import normalize_email, normalize_phone
 from pipelines.definitions import defs
+from pipelines.erasure.byte_scan import scan
 from pipelines.erasure.flow import due_followups
 from pipelines.jobs.erasure import erasure
 from pipelines.register import open_register, validate_identifiers
@@ -250,6 +251,7 @@ def test_erase_everywhere_then_again_is_harmless(erasure_env, sandbox, google_sa
     run_sync(sandbox, Path(os.environ["RAW_DIR"]))
     build_warehouse(os.environ["RAW_DIR"], os.environ["WAREHOUSE_PATH"])
     case_id = new_case(p)
+    assert scan([erasure_env.parent], {"email": [p.email]})  # the stores hold the person before
     began = time.monotonic()
     ok, meta, failure, logs = run_job(erasure_env, case_id)
     took = time.monotonic() - began
@@ -277,6 +279,11 @@ def test_erase_everywhere_then_again_is_harmless(erasure_env, sandbox, google_sa
             hashes = {r[0] for r in tx.execute(
                 "SELECT key_hash FROM suppression_entries WHERE case_id = ? AND reason = ?", [case_id, "erasure"])}
         assert suppression.hash("email", normalize_email(p.email)) in hashes
+    # Down to the bytes: no file the project owns (raw stores, warehouse and identity state,
+    # register, exports, Dagster storage, all under tmp_path) holds the person any more.
+    phones = {p.phone, normalize_phone(p.phone) or p.phone}
+    found = scan([erasure_env.parent], {"email": [p.email], "phone": sorted(phones), "name": [f"{p.first} {p.last}"]})
+    assert found == [], [(Path(f).name, kind, enc) for f, kind, enc in found]
     # Twice is harmless: every system is re-read, found clean and left alone.
     requests_before = sandbox.pipedrive.total_requests()
     writes_before = pipedrive_writes(sandbox)
