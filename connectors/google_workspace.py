@@ -194,6 +194,19 @@ class GoogleWorkspaceClient:
             self._user_http[user] = google_auth_httplib2.AuthorizedHttp(creds, http=self._http)
         return self._user_http[user]
 
+    def _refresh_token(self, user: str) -> None:
+        """Fetch the user's access token before the call when it is missing or expired. Done
+        here because google-auth raises TypeError (not RefreshError) on a token answer that is
+        not JSON, which inside ``request.execute`` would look like a bug rather than a fault."""
+        creds = self.http_for(user).credentials
+        if creds.valid:
+            return
+        try:
+            creds.refresh(google_auth_httplib2.Request(self._http))
+        except (TypeError, KeyError, ValueError) as exc:
+            raise RetryableError(f"token answer unreadable: {type(exc).__name__}", system=SYSTEM, method="POST",
+                                 path="/token") from None
+
     def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
         delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** attempt)
         delay = random.uniform(delay / 2, delay)
@@ -210,7 +223,16 @@ class GoogleWorkspaceClient:
         last: ConnectorError | None = None
         for attempt in range(self.settings.max_attempts):
             try:
-                return request.execute(http=self.http_for(user), num_retries=0)
+                self._refresh_token(user)
+                result = request.execute(http=self.http_for(user), num_retries=0)
+                if isinstance(result, str) and result.strip():
+                    # googleapiclient hands back the raw text of a JSON body it cannot parse
+                    # (truncated, garbled); media downloads are bytes, body-less answers empty.
+                    raise BadPayloadError("unreadable response: not JSON", system=SYSTEM, method=method,
+                                          path=safe_path(getattr(request, "uri", "")))
+                return result
+            except (RetryableError, BadPayloadError) as exc:
+                err = exc
             except HttpError as exc:
                 err = map_http_error(exc, method)
             except gauth_errors.RefreshError as exc:

@@ -521,6 +521,7 @@ class NetvisorClient:
                 if attempt == attempts:
                     raise error from None
                 wait = self.http._backoff(attempt, error)  # the shared layer's jittered backoff
+                self.http.stats.retries += 1  # counted like the shared layer's own retries
                 log.warning("netvisor %s: damaged answer, retry %d/%d in %.2f s", where["path"], attempt, attempts - 1, wait)
                 time.sleep(wait)
                 continue
@@ -531,6 +532,7 @@ class NetvisorClient:
             except RetryableError as error:
                 if attempt == attempts:
                     raise
+                self.http.stats.retries += 1
                 time.sleep(self.http._backoff(attempt, error))
                 continue
             return root

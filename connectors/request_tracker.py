@@ -72,9 +72,10 @@ from connectors.errors import (
     ConnectorError,
     FatalError,
     NotFoundError,
+    RateLimitedError,
     RetryableError,
 )
-from connectors.http import RetryPolicy
+from connectors.http import RetryPolicy, parse_retry_after
 
 SYSTEM = "request_tracker"
 log = logging.getLogger("connectors.request_tracker")
@@ -83,6 +84,8 @@ logging.getLogger("rt.rest2").setLevel(logging.INFO)
 
 USER_FIELDS = ("id", "Name", "EmailAddress", "RealName", "NickName", "Organization", "WorkPhone", "MobilePhone",
                "HomePhone", "PagerPhone", "Privileged", "Disabled", "Created", "LastUpdated")
+WRITABLE_USER_FIELDS = ("Name", "EmailAddress", "RealName", "NickName", "Organization", "WorkPhone", "MobilePhone",
+                        "HomePhone", "PagerPhone")
 TICKET_FIELDS = ("Subject", "Status", "Queue", "Created", "LastUpdated", "Resolved", "Creator",
                  "Requestor", "Cc", "AdminCc", "EffectiveId")
 TRANSACTION_FIELDS = ("Type", "ObjectType", "ObjectId", "Created", "Creator", "Field", "OldValue", "NewValue")
@@ -206,8 +209,10 @@ class RequestTrackerClient:
 
     # -- transport --------------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run one python-rt call with retries; map its failures into connectors.errors."""
+    def _call(self, what: str, fn: Callable[[], Any], *, read: bool = False) -> Any:
+        """Run one python-rt call with retries; map its failures into connectors.errors.
+        A ``read`` is also retried when its answer is damaged (truncated or garbled JSON); a
+        write is not, since a damaged answer may hide a write that happened."""
         attempt = 0
         while True:
             attempt += 1
@@ -215,13 +220,19 @@ class RequestTrackerClient:
                 return fn()
             except Exception as exc:  # noqa: BLE001 - mapped below, never swallowed
                 error = _map_error(exc, what)
-                if not isinstance(error, RetryableError) or attempt >= self.retry.max_attempts:
+                retryable = isinstance(error, RetryableError) or (read and isinstance(error, BadPayloadError))
+                if not retryable or attempt >= self.retry.max_attempts:
                     raise error from exc
+                retry_after = getattr(error, "retry_after", None)
+                if retry_after is not None and retry_after > self.retry.max_wait_s:
+                    raise error from exc  # a long pause is the caller's decision, not a hidden sleep
                 self.stats.retries += 1
                 delay = min(self.retry.backoff_max_s, self.retry.backoff_base_s * 2 ** (attempt - 1))
-                self._sleep(self._rng.uniform(0, delay))
+                self._sleep(max(self._rng.uniform(0, delay), retry_after or 0.0))
 
-    def _json(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
+    def _json(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
+              read: bool | None = None) -> Any:
+        """``read``: the call changes nothing (default: GET), so a damaged answer is retried."""
         def go():
             response = self.rt.session.request(method, f"{self.api}/{path}", params=params, json=body)
             _check(response, method, path)
@@ -230,14 +241,14 @@ class RequestTrackerClient:
             except ValueError as exc:
                 raise BadPayloadError("response is not JSON", system=SYSTEM, method=method, path=path) from exc
 
-        return self._call(f"{method} {path}", go)
+        return self._call(f"{method} {path}", go, read=method == "GET" if read is None else read)
 
     def _collection(self, path: str, *, filters: list | None = None, params: dict | None = None) -> Iterator[list[dict]]:
         """Pages of a REST2 collection (``GET``, or ``POST`` with a JSON filter list)."""
         page = 1
         while True:
             query = dict(params or {}, page=page, per_page=self.page_size)
-            data = self._json("POST" if filters is not None else "GET", path, params=query, body=filters)
+            data = self._json("POST" if filters is not None else "GET", path, params=query, body=filters, read=True)
             if not isinstance(data, dict) or not isinstance(data.get("items"), list):
                 raise BadPayloadError("collection without items", system=SYSTEM, path=path)
             yield data["items"]
@@ -288,7 +299,7 @@ class RequestTrackerClient:
     def privileged_user_ids(self) -> set[int]:
         """Members of RT's Privileged group (staff). REST2's user collections leave the
         ``Privileged`` field empty (it is computed), so it is read from the group instead."""
-        groups = self._json("POST", "groups", params={"fields": "id,Name"},
+        groups = self._json("POST", "groups", params={"fields": "id,Name"}, read=True,
                             body=[{"field": "Domain", "value": "SystemInternal"},
                                   {"field": "Name", "value": "Privileged"}])
         ids: set[int] = set()
@@ -326,6 +337,16 @@ class RequestTrackerClient:
             found.extend(u for u in items if str(u.get("EmailAddress") or "").strip().casefold() == wanted)
         return found
 
+    def update_user(self, user_id: int, fields: dict[str, str]) -> dict:
+        """Change a user's fields (``RealName``, ``EmailAddress``, ``Name``, ``WorkPhone`` ...) and
+        read the user back. REST2 answers 200 with a list of messages even when RT refused a
+        field, so the caller compares the returned user with what it asked for."""
+        unknown = set(fields) - set(WRITABLE_USER_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown or read-only user fields {sorted(unknown)}")
+        self._json("PUT", f"user/{int(user_id)}", body=fields)
+        return self._json("GET", f"user/{int(user_id)}")
+
     def tickets_of_user(self, user_id: int) -> list[dict]:
         query = " OR ".join(f"{role}.id = {int(user_id)}" for role in WATCHER_ROLES)
         params = {"query": query, "fields": ",".join(TICKET_FIELDS), "fields[Creator]": "id",
@@ -343,7 +364,7 @@ class RequestTrackerClient:
         return out
 
     def attachment(self, attachment_id: int) -> dict:
-        return self._call("GET attachment", lambda: self.rt.get_attachment(attachment_id))
+        return self._call("GET attachment", lambda: self.rt.get_attachment(attachment_id), read=True)
 
     def ticket_attachments(self, ticket_id: int) -> list[dict]:
         out: list[dict] = []
@@ -465,7 +486,7 @@ class RequestTrackerClient:
                 return False
             for uid in user_ids:
                 try:
-                    self._call("GET user", lambda: self.rt.get_user(uid))
+                    self._call("GET user", lambda: self.rt.get_user(uid), read=True)
                     return False
                 except NotFoundError:
                     pass
@@ -521,7 +542,10 @@ def _check(response, method: str, path: str) -> None:
         raise NotFoundError("not found", **where)
     if status in (400, 422):
         raise BadRequestError("request refused", **where)
-    if status == 429 or status >= 500:
+    if status == 429:
+        raise RateLimitedError("rate limited", retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                               **where)
+    if status >= 500:
         raise RetryableError("server error", **where)
     raise FatalError("unexpected status", **where)
 

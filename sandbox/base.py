@@ -20,6 +20,18 @@ ALL_KINDS = ("429", "5xx", "slow", "drop", "truncate", "malformed")
 # records early) or repeats records within itself ("duplicate"). Only list endpoints that
 # read ``Request.page_fault`` honour them; elsewhere they change nothing.
 PAGE_KINDS = ("shift", "duplicate")
+PAGE_FAULT_OVERLAP = 3  # records a shifted or duplicated page repeats
+
+
+def faulted_page(items: Sequence[Any], start: int, size: int, fault: str | None) -> list[Any]:
+    """``items[start:start + size]`` as an offset-paged list endpoint serves it, misbehaving as
+    ``fault`` asks: "shift" starts the page a few records early (they were on the previous
+    page: at-least-once paging), "duplicate" repeats its first records at its end."""
+    first = max(0, start - PAGE_FAULT_OVERLAP) if fault == "shift" else start
+    page = list(items[first:start + size])
+    if fault == "duplicate":
+        page += page[:PAGE_FAULT_OVERLAP]
+    return page
 
 
 class ApiError(Exception):
@@ -138,7 +150,10 @@ class FaultPlan:
         self._lock = threading.Lock()
         self.clear()
 
-    def set(self, rate: float, kinds: Sequence[str] = ALL_KINDS, seed: int = 1, burst: int = 1) -> None:
+    def set(self, rate: float, kinds: Sequence[str] = ALL_KINDS, seed: int = 1, burst: int = 1,
+            cycle: bool = False) -> None:
+        """``cycle``: take the kinds in turn rather than at random, so that a test with as many
+        faults as kinds is sure to see every kind."""
         kinds = tuple(kinds)
         unknown = set(kinds) - set(ALL_KINDS) - set(PAGE_KINDS)
         if unknown or not kinds:
@@ -146,15 +161,17 @@ class FaultPlan:
         if not 0.0 <= rate <= 1.0 or burst < 1:
             raise ValueError("rate must be in [0, 1] and burst >= 1")
         with self._lock:
-            self.rate, self.kinds, self.burst = float(rate), kinds, int(burst)
+            self.rate, self.kinds, self.burst, self.cycle = float(rate), kinds, int(burst), cycle
             self._rng = random.Random(seed)
             self._left_in_burst = 0
+            self.drawn = Counter()
 
     def clear(self) -> None:
         with self._lock:
-            self.rate, self.kinds, self.burst = 0.0, ALL_KINDS, 1
+            self.rate, self.kinds, self.burst, self.cycle = 0.0, ALL_KINDS, 1, False
             self._rng = random.Random(1)
             self._left_in_burst = 0
+            self.drawn: Counter[str] = Counter()  # kinds injected since the plan was last set
 
     def draw(self) -> tuple[str, int] | None:
         """(kind, status for 5xx) or None."""
@@ -165,7 +182,12 @@ class FaultPlan:
                 self._left_in_burst = self.burst - 1
             else:
                 return None
-            return self._rng.choice(self.kinds), self._rng.choice((500, 502, 503, 504))
+            if self.cycle:
+                kind = self.kinds[sum(self.drawn.values()) % len(self.kinds)]
+            else:
+                kind = self._rng.choice(self.kinds)
+            self.drawn[kind] += 1
+            return kind, self._rng.choice((500, 502, 503, 504))
 
 
 class Imitation:

@@ -38,7 +38,7 @@ from email.policy import compat32
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .base import ApiError, Imitation, Request, Response, json_response
+from .base import ApiError, Imitation, Request, Response, faulted_page, json_response
 from .world import World
 
 STATUS_TEXT = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -369,7 +369,7 @@ class GoogleImitation(Imitation):
             raise ApiError(400, "Bad Request", "badRequest")
         size = _int(req.query, "maxResults", 100, 500)
         start = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
-        page = self.users[start:start + size]
+        page = faulted_page(self.users, start, size, req.page_fault)
         body: dict[str, Any] = {"kind": "admin#directory#users", "users": copy.deepcopy(page)}
         if start + size < len(self.users):
             body["nextPageToken"] = _page_token({"o": start + size})
@@ -432,7 +432,7 @@ class GoogleImitation(Imitation):
         msgs = sorted(box["messages"].values(), key=lambda m: (-int(m["internalDate"]), m["id"]))
         hits = [m for m in msgs if (spam_trash or not {"SPAM", "TRASH"} & set(m["labelIds"])) and self._matches(m, q)]
         start = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
-        page = hits[start:start + size]
+        page = faulted_page(hits, start, size, req.page_fault)
         body: dict[str, Any] = {"resultSizeEstimate": len(hits)}
         if page:
             body["messages"] = [{"id": m["id"], "threadId": m["threadId"]} for m in page]
@@ -501,7 +501,7 @@ class GoogleImitation(Imitation):
         size = _int(req.query, "maxResults", 100, 500)
         records = [h for h in box["history"] if h[0] > start]
         offset = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
-        page = records[offset:offset + size]
+        page = faulted_page(records, offset, size, req.page_fault)
         out = []
         for hid, kind, mid, labels in page:
             ref = {"id": mid, "threadId": mid, "labelIds": labels}
@@ -593,7 +593,7 @@ class GoogleImitation(Imitation):
             needle = state.get("q", "")
             hits = [e for e in events if (state.get("d") or e["status"] != "cancelled")
                     and (not needle or needle in json.dumps(self._event_out(e)).lower())]
-        page = hits[state["o"]:state["o"] + size]
+        page = faulted_page(hits, state["o"], size, req.page_fault)
         body: dict[str, Any] = {"kind": "calendar#events", "items": [self._event_out(e) for e in page]}
         if state["o"] + size < len(hits):
             body["nextPageToken"] = _page_token(dict(state, o=state["o"] + size))
@@ -645,7 +645,7 @@ class GoogleImitation(Imitation):
 
         hits = sorted((f for f in mine if hit(f)), key=lambda f: f["id"])
         start = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
-        body: dict[str, Any] = {"files": [self._file_out(f) for f in hits[start:start + size]]}
+        body: dict[str, Any] = {"files": [self._file_out(f) for f in faulted_page(hits, start, size, req.page_fault)]}
         if start + size < len(hits):
             body["nextPageToken"] = _page_token({"o": start + size})
         return json_response(200, body)
@@ -682,9 +682,12 @@ class GoogleImitation(Imitation):
         except ValueError:
             raise ApiError(400, "Invalid Value", "invalid") from None
         size = _int(req.query, "pageSize", 100, 1000)
-        changed = sorted((f for f in self.files.values() if f["_owner"] == req.token and f["_seq"] >= start),
-                         key=lambda f: f["_seq"])
-        page = changed[:size]
+        mine = sorted((f for f in self.files.values() if f["_owner"] == req.token), key=lambda f: f["_seq"])
+        first = next((i for i, f in enumerate(mine) if f["_seq"] >= start), len(mine))
+        changed = mine[first:]
+        # A shifted page replays changes from before the token; the next token still follows
+        # the page's last genuine change.
+        page = faulted_page(mine, first, size, req.page_fault)
         items = []
         for f in page:
             item: dict[str, Any] = {"kind": "drive#change", "changeType": "file", "fileId": f["id"],
@@ -694,7 +697,7 @@ class GoogleImitation(Imitation):
             items.append(item)
         body: dict[str, Any] = {"changes": items}
         if len(changed) > size:
-            body["nextPageToken"] = str(page[-1]["_seq"] + 1)
+            body["nextPageToken"] = str(changed[size - 1]["_seq"] + 1)
         else:
             body["newStartPageToken"] = str(self._seq + 1)
         return json_response(200, body)
@@ -729,7 +732,7 @@ class GoogleImitation(Imitation):
                       for rn, seq in sorted(box["deleted"].items()) if seq > state["s"]]
         else:
             items = [self._person_out(p) for p in conns]
-        page = items[state["o"]:state["o"] + size]
+        page = faulted_page(items, state["o"], size, req.page_fault)
         body: dict[str, Any] = {"connections": page, "totalItems": len(items)}
         if state["o"] + size < len(items):
             body["nextPageToken"] = _page_token(dict(state, o=state["o"] + size))
@@ -743,7 +746,8 @@ class GoogleImitation(Imitation):
         others = sorted(self.people[req.token]["other"].values(), key=lambda p: p["resourceName"])
         size = _int(req.query, "pageSize", 100, 1000)
         start = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
-        body: dict[str, Any] = {"otherContacts": copy.deepcopy(others[start:start + size]), "totalSize": len(others)}
+        body: dict[str, Any] = {"otherContacts": copy.deepcopy(faulted_page(others, start, size, req.page_fault)),
+                                "totalSize": len(others)}
         if start + size < len(others):
             body["nextPageToken"] = _page_token({"o": start + size})
         return json_response(200, body)

@@ -30,7 +30,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from xml.etree.ElementTree import ParseError
 
-from .base import ApiError, Imitation, Request, Response
+from .base import PAGE_FAULT_OVERLAP, ApiError, Imitation, Request, Response
 from .world import World
 
 ENCODING = "ISO-8859-15"
@@ -101,6 +101,12 @@ def _ids(text: str | None, name: str) -> list[int]:
     return ids
 
 
+def _page_faulted(parts: list[str], req: Request) -> list[str]:
+    """Answers that are not paged (customerlist, the idlist reads) can still repeat records
+    ("duplicate"); "shift" needs a previous page, so it changes nothing here."""
+    return parts + parts[:PAGE_FAULT_OVERLAP] if req.page_fault == "duplicate" else parts
+
+
 class NetvisorImitation(Imitation):
     name = "netvisor"
 
@@ -111,6 +117,7 @@ class NetvisorImitation(Imitation):
         self.violations = 0  # concurrent calls for one customer seen (and refused)
         self.auth_failures = 0
         self.repeated_transactions = 0
+        self.next_answer: bytes | None = None  # served verbatim, once, to the next call (tests: hostile XML)
         self._lock = threading.RLock()
         self._flight_lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
@@ -205,6 +212,10 @@ class NetvisorImitation(Imitation):
                 return self._envelope("", failed="TOO_MANY_CONCURRENT_REQUESTS :: One request at a time per customer")
             self._in_flight[customer] = 1
         try:
+            with self._lock:
+                canned, self.next_answer = self.next_answer, None
+            if canned is not None:
+                return Response(200, canned, {"Content-Type": f"text/xml; charset={ENCODING}"})
             if self.latency_s:
                 time.sleep(self.latency_s)
             return super().dispatch(req)
@@ -249,13 +260,13 @@ class NetvisorImitation(Imitation):
                 parts.append(f"<Customer>{_e('Netvisorkey', cid)}{_e('Name', c['name'])}{_e('Code', c['code'])}"
                              f"{_e('OrganisationIdentifier', c['business_id'])}<CustomerGroupID /><CustomerGroupName />"
                              f"{_e('Uri', f'/getcustomer.nv?id={cid}')}</Customer>")
-        return self._envelope(f"<Customerlist>{''.join(parts)}</Customerlist>")
+        return self._envelope(f"<Customerlist>{''.join(_page_faulted(parts, req))}</Customerlist>")
 
     def get_customer(self, req: Request) -> Response:
         ids = _ids(req.query.get("idlist") or req.query.get("id"), "idlist")
         with self._lock:
             parts = [self._customer_xml(cid) for cid in ids if cid in self.customers]
-        return self._envelope(f"<Customers>{''.join(parts)}</Customers>")
+        return self._envelope(f"<Customers>{''.join(_page_faulted(parts, req))}</Customers>")
 
     def _customer_xml(self, cid: int) -> str:
         c = self.customers[cid]
@@ -308,26 +319,35 @@ class NetvisorImitation(Imitation):
         customer_id = int(customer) if customer and customer.isdigit() else None
         if customer and customer_id is None:
             raise ApiError(200, "INVALID_DATA :: customernetvisorkey must be a number")
+
+        def wanted(inv: dict) -> bool:
+            return (since is None or int(inv["modified_at"]) >= int(since)) and \
+                (customer_id is None or inv["customer_id"] == customer_id)
+
         parts = []
         with self._lock:
             keys = self._sorted_invoice_keys()
-            for key in keys[bisect_right(keys, above):]:
-                inv = self.invoices[key]
-                if since is not None and int(inv["modified_at"]) < int(since):
-                    continue
-                if customer_id is not None and inv["customer_id"] != customer_id:
-                    continue
-                parts.append(
-                    f"<SalesInvoice>{_e('NetvisorKey', key)}{_e('InvoiceNumber', inv['number'])}"
-                    f"{_e('InvoiceDate', inv['date'], ANSI_ATTR)}"
-                    f"{_e('InvoiceStatus', inv['status'], STATUS_ATTR)}"
-                    f"{_e('CustomerNetvisorKey', inv['customer_id'])}{_e('CustomerCode', inv['customer_code'])}"
-                    f"{_e('CustomerName', inv['customer_name'])}{_e('Uri', f'/getsalesinvoice.nv?netvisorkey={key}')}"
-                    "</SalesInvoice>"
-                )
+            first = bisect_right(keys, above)
+            if req.page_fault == "shift":  # at-least-once paging: the page starts with the previous one's end
+                replay = [k for k in keys[:first] if wanted(self.invoices[k])][-PAGE_FAULT_OVERLAP:]
+                parts = [self._invoice_list_item(k) for k in replay]
+            for key in keys[first:]:
                 if len(parts) == MAX_IDS:
                     break
+                if wanted(self.invoices[key]):
+                    parts.append(self._invoice_list_item(key))
+        if req.page_fault == "duplicate":
+            parts += parts[:PAGE_FAULT_OVERLAP]
         return self._envelope(f"<SalesInvoiceList>{''.join(parts)}</SalesInvoiceList>")
+
+    def _invoice_list_item(self, key: int) -> str:
+        inv = self.invoices[key]
+        return (f"<SalesInvoice>{_e('NetvisorKey', key)}{_e('InvoiceNumber', inv['number'])}"
+                f"{_e('InvoiceDate', inv['date'], ANSI_ATTR)}"
+                f"{_e('InvoiceStatus', inv['status'], STATUS_ATTR)}"
+                f"{_e('CustomerNetvisorKey', inv['customer_id'])}{_e('CustomerCode', inv['customer_code'])}"
+                f"{_e('CustomerName', inv['customer_name'])}{_e('Uri', f'/getsalesinvoice.nv?netvisorkey={key}')}"
+                "</SalesInvoice>")
 
     def _sorted_invoice_keys(self) -> list[int]:
         cached = getattr(self, "_invoice_keys", None)
@@ -357,7 +377,7 @@ class NetvisorImitation(Imitation):
                     f"{_e('ContactPersonPhoneNumber', inv['cp_phone'])}{_e('ContactPersonEmail', inv['cp_email'])}"
                     "</SalesInvoice>"
                 )
-        return self._envelope(f"<SalesInvoices>{''.join(parts)}</SalesInvoices>")
+        return self._envelope(f"<SalesInvoices>{''.join(_page_faulted(parts, req))}</SalesInvoices>")
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -21,9 +21,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .base import ALL_KINDS, PAGE_KINDS, ApiError, FaultPlan, Imitation, Request, Response, Router, Stats, json_response
+from .docue import DocueImitation
 from .google import GoogleImitation
+from .matomo import MatomoImitation
 from .netvisor import NetvisorImitation
 from .pipedrive import PipedriveImitation
+from .trustmary import TrustmaryImitation
 from .world import World
 
 __all__ = ["Sandbox", "Imitation", "Router", "Stats", "FaultPlan", "Request", "Response", "ApiError",
@@ -33,7 +36,8 @@ __all__ = ["Sandbox", "Imitation", "Router", "Stats", "FaultPlan", "Request", "R
 # system name -> factory(world) -> Imitation. Future systems (google, netvisor) add theirs here
 # (and a property on Sandbox, like `pipedrive`; other names resolve through __getattr__).
 SYSTEMS: dict[str, Callable[[World], Imitation]] = {"pipedrive": PipedriveImitation, "google": GoogleImitation,
-                                                   "netvisor": NetvisorImitation}
+                                                   "netvisor": NetvisorImitation, "trustmary": TrustmaryImitation,
+                                                   "matomo": MatomoImitation, "docue": DocueImitation}
 
 GATEWAY_PAGE = (
     "<html><head><title>{code} {reason}</title></head><body><center><h1>{code} {reason}</h1></center>"

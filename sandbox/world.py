@@ -28,7 +28,8 @@ END = calendar.timegm((2026, 10, 31, 23, 59, 59))
 
 # system name -> module with derive(world); imported lazily so a world stays cheap to build.
 DERIVATIONS = {"pipedrive": "sandbox.pipedrive_world", "request_tracker": "sandbox.request_tracker_world",
-               "google": "sandbox.google_world", "netvisor": "sandbox.netvisor_world"}
+               "google": "sandbox.google_world", "netvisor": "sandbox.netvisor_world",
+               "trustmary": "sandbox.trustmary_world", "matomo": "sandbox.matomo_world", "docue": "sandbox.docue_world"}
 
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "å": "a", "Ä": "A", "Ö": "O", "Å": "A", "é": "e", "ü": "u"})
 
