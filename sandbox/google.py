@@ -56,6 +56,34 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# Which OAuth scopes let a token call an API, as Google enforces it: a read needs the API's
+# read-only scope or a broader one, a write a write scope. The sync asks for read-only scopes
+# and the write-back jobs for write ones, so a job that forgot to ask fails here as it would
+# against Google. (Gmail batch requests are not checked: their inner requests are reads.)
+_SCOPE = "https://www.googleapis.com/auth/"
+_API_SCOPES = {  # path prefix -> (scopes that allow reading, scopes that allow writing)
+    "/gmail/": ({"https://mail.google.com/", _SCOPE + "gmail.readonly", _SCOPE + "gmail.modify"},
+                {"https://mail.google.com/"}),
+    "/calendar/": ({_SCOPE + "calendar", _SCOPE + "calendar.readonly", _SCOPE + "calendar.events"},
+                   {_SCOPE + "calendar", _SCOPE + "calendar.events"}),
+    "/drive/": ({_SCOPE + "drive", _SCOPE + "drive.readonly"}, {_SCOPE + "drive"}),
+    "/v1/otherContacts": ({_SCOPE + "contacts.other.readonly"}, set()),
+    "/v1/": ({_SCOPE + "contacts", _SCOPE + "contacts.readonly"}, {_SCOPE + "contacts"}),
+    "/admin/directory/v1/users": ({_SCOPE + "admin.directory.user.readonly", _SCOPE + "admin.directory.user"},
+                                  {_SCOPE + "admin.directory.user"}),
+    "/admin/directory/v1/groups": ({_SCOPE + "admin.directory.group.member", _SCOPE + "admin.directory.group",
+                                    _SCOPE + "admin.directory.group.member.readonly"},
+                                   {_SCOPE + "admin.directory.group.member", _SCOPE + "admin.directory.group"}),
+}
+
+
+def _scope_allows(granted: frozenset, method: str, path: str) -> bool:
+    for prefix, (read, write) in _API_SCOPES.items():
+        if path.startswith(prefix):
+            return bool(granted & (read if method == "GET" else write))
+    return True  # batch endpoints and anything unlisted
+
+
 def _page_token(obj: dict) -> str:
     return _b64url(json.dumps(obj).encode())
 
@@ -282,6 +310,9 @@ class GoogleImitation(Imitation):
         if held is None or held[1] < time.time():
             return self.error_response(req, 401, "Request had invalid authentication credentials.", "authError")
         req.token = held[0]
+        if not _scope_allows(held[2], req.method, req.path):
+            return self.error_response(req, 403, "Request had insufficient authentication scopes.",
+                                       "insufficientPermissions")
         return None
 
     def admit(self, req: Request) -> tuple[Response | None, dict[str, str]]:
@@ -355,7 +386,7 @@ class GoogleImitation(Imitation):
         if subject not in self.mail:
             return bad("Invalid email or User ID")
         token = "ya29." + secrets.token_urlsafe(24)
-        self.tokens[token] = (subject, time.time() + 3600)
+        self.tokens[token] = (subject, time.time() + 3600, frozenset(str(claims.get("scope", "")).split()))
         return json_response(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
     # -- Directory

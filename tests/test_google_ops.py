@@ -109,3 +109,18 @@ def test_ban_adds_contacts_to_group_and_leaves_mailing_lists(google_sandbox, cli
     # Banning twice is harmless and still verified.
     again = ban(client, who, mailing_lists=lists)
     assert again["contacts_banned"] == report["contacts_banned"] and again["mailing_lists_left"] == 0
+
+
+def test_a_read_only_client_cannot_erase(google_sandbox):
+    """The sandbox enforces OAuth scopes as Google does: the sync's read-only token may read but
+    not delete, so a write-back job that forgot to ask for write scopes fails loudly."""
+    from connectors.errors import AuthError
+
+    g = google_sandbox.google
+    who = busiest_address(g)
+    plant(g, who)
+    reader = make_google_client(google_sandbox)  # SCOPES_READ, as the nightly sync uses
+    assert find(reader, who).counts().get("gmail", 0) >= 1
+    with pytest.raises(AuthError, match="403"):
+        erase(reader, who)
+    assert find(reader, who).counts().get("gmail", 0) >= 1  # nothing was deleted
