@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import pwd
@@ -153,38 +154,23 @@ class RequestTracker:
     # -- lifecycle
 
     @classmethod
-    def start(cls, *, port: int | None = None, timeout_s: float = 120.0, install_if_missing: bool = True) -> "RequestTracker":
+    def start(cls, *, port: int | None = None, timeout_s: float = 120.0, install_if_missing: bool = True,
+              database: Path | None = None) -> "RequestTracker":
+        """``database``: an RT SQLite database to run on (a copy of it; see ``seeded_database``)
+        instead of a fresh one."""
         began = time.monotonic()
         if install_if_missing:
             install(quiet=True)
         elif not is_installed():
             raise RuntimeError("Request Tracker 5 is not installed: run `python -m sandbox.request_tracker install`")
-        folder = Path(tempfile.mkdtemp(prefix="rt-sandbox-"))
         port = port or free_port()
-        for sub in ("mason", "sessions", "shredder", "home"):
-            (folder / sub).mkdir()
-        config = folder / "RT_SiteConfig.pm"
-        config.write_text(SITE_CONFIG.format(db=folder / "rt.db", port=port, dir=folder))
-        (folder / "RT_SiteConfig.d").mkdir()  # empty: keeps Debian's /rt WebPath out
-        (folder / "initialdata").write_text(INITIAL_DATA)
-        discard = folder / "discard-mail"
-        discard.write_text("#!/bin/sh\ncat >/dev/null\n")
-        discard.chmod(0o755)
-        run_as = _run_as()
-        if run_as is not None:
-            os.chmod(folder, 0o755)
-            for path in [folder, *folder.rglob("*")]:
-                os.chown(path, run_as.pw_uid, run_as.pw_gid)
+        folder = _new_site(port)
+        if database is not None:
+            shutil.copyfile(database, folder / "rt.db")
+        run_as = _own(folder)
         env = _rt_env(folder)
-        # init creates the schema and the initial data (root/password, the General queue).
-        subprocess.run(
-            _as_user(run_as) + [SETUP_DATABASE, "--action", "init"],
-            check=True, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        subprocess.run(
-            _as_user(run_as) + [SETUP_DATABASE, "--action", "insert", "--datafile", str(folder / "initialdata")],
-            check=True, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        if database is None:
+            _init_database(folder)
         log = open(folder / "rt-server.log", "ab")
         # --pdeathsig: if this process dies without stop() (killed test run), RT stops too.
         process = subprocess.Popen(
@@ -305,6 +291,43 @@ class RequestTracker:
         return env
 
 
+def _new_site(port: int) -> Path:
+    """A temporary folder with an RT site configuration for ``port`` and no database yet."""
+    folder = Path(tempfile.mkdtemp(prefix="rt-sandbox-"))
+    for sub in ("mason", "sessions", "shredder", "home"):
+        (folder / sub).mkdir()
+    (folder / "RT_SiteConfig.pm").write_text(SITE_CONFIG.format(db=folder / "rt.db", port=port, dir=folder))
+    (folder / "RT_SiteConfig.d").mkdir()  # empty: keeps Debian's /rt WebPath out
+    (folder / "initialdata").write_text(INITIAL_DATA)
+    discard = folder / "discard-mail"
+    discard.write_text("#!/bin/sh\ncat >/dev/null\n")
+    discard.chmod(0o755)
+    return folder
+
+
+def _own(folder: Path) -> pwd.struct_passwd | None:
+    """Hand the folder to the unprivileged account RT runs as (when we are root)."""
+    run_as = _run_as()
+    if run_as is not None:
+        os.chmod(folder, 0o755)
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, run_as.pw_uid, run_as.pw_gid)
+    return run_as
+
+
+def _init_database(folder: Path) -> None:
+    """RT's schema and initial data (root/password, the General queue) plus ours."""
+    run_as, env = _run_as(), _rt_env(folder)
+    subprocess.run(
+        _as_user(run_as) + [SETUP_DATABASE, "--action", "init"],
+        check=True, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    subprocess.run(
+        _as_user(run_as) + [SETUP_DATABASE, "--action", "insert", "--datafile", str(folder / "initialdata")],
+        check=True, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
 def _run_as() -> pwd.struct_passwd | None:
     """The unprivileged account rt-server runs as: ``nobody`` when we are root, else ourselves."""
     if os.geteuid() != 0:
@@ -366,15 +389,8 @@ def seed(rt: RequestTracker, world, *, users: int | None = None, tickets: int | 
             raise RuntimeError(f"seeding RT: {method} {path.split('?')[0]} -> HTTP {r.status_code}")
         return r
 
-    for u in rw.users:
-        if u.real_name is None:
-            continue  # RT will learn this one from mail only, as it does in production
-        body = {"Name": u.email, "EmailAddress": u.email, "RealName": u.real_name, "Privileged": 0}
-        if u.organization:
-            body["Organization"] = u.organization
-        if u.phone:
-            body["MobilePhone"] = u.phone
-        call("POST", "/user", json=body)
+    for body in _user_bodies(rw):
+        call("POST", "/user", json=dict(body, Privileged=0))
         res.users += 1
     create_lock = threading.Lock()
     local = threading.local()
@@ -396,19 +412,11 @@ def seed(rt: RequestTracker, world, *, users: int | None = None, tickets: int | 
 
     def one_ticket(t) -> None:
         ticket_id = None
-        previous: tuple[str, str] | None = None
-        for i, m in enumerate(t.messages):
-            if m.author < 0:
-                staff_name, _ = rw.staff[t.key % len(rw.staff)]
-                text = _with_quote(m.body + f"\n\nTerveisin\n{staff_name}\nOhjelmistotalo tuki", previous if m.quote else None)
-                post(f"/REST/2.0/ticket/{ticket_id}/correspond", json={"Content": text, "ContentType": "text/plain"})
-                previous = (staff_name, text)
+        for kind, content in _ticket_messages(rw, t):
+            if kind == "staff":
+                post(f"/REST/2.0/ticket/{ticket_id}/correspond", json={"Content": content, "ContentType": "text/plain"})
             else:
-                author = rw.users[m.author]
-                sender = author.real_name or author.email.split("@")[0]
-                text = _with_quote(f"Hei,\n\n{m.body}\n\nTerveisin\n{sender}", previous if m.quote else None)
-                ccs = [rw.users[k] for k in t.ccs] if i == 0 else []
-                raw = _mime(author, ccs, t.subject, ticket_id, text, m)
+                raw = content if ticket_id is None else content.replace(TICKET_ID_PLACEHOLDER, str(ticket_id).encode())
                 form = {"queue": "General", "action": "correspond", "message": raw}
                 if ticket_id is None:
                     # The gateway answers only "ok": creation and "find the newest ticket" run
@@ -423,7 +431,6 @@ def seed(rt: RequestTracker, world, *, users: int | None = None, tickets: int | 
                         ticket_id = int(found.json()["items"][0]["id"])
                 else:
                     _gateway_ok(post("/REST/1.0/NoAuth/mail-gateway", data=form))
-                previous = (sender, text)
             with count_lock:
                 res.messages += 1
         with count_lock:
@@ -435,6 +442,116 @@ def seed(rt: RequestTracker, world, *, users: int | None = None, tickets: int | 
             future.result()
     res.wall_s = time.monotonic() - began
     return res
+
+
+BULK_SEEDER = Path(__file__).with_name("rt_bulk_seed.pl")
+
+
+def seeded_database(world, *, users: int, tickets: int, cache_dir: Path) -> tuple[Path, dict]:
+    """An RT SQLite database holding the world's RT derivation at this size, seeded by RT's own
+    code in one process (``rt_bulk_seed.pl``: RT::User->Create, the mail gateway's
+    RT::Interface::Email::Gateway, RT::Ticket->Correspond) before any rt-server runs: several
+    times faster than the HTTP ``seed``. For the benchmark; tests keep ``seed``.
+
+    The database is cached in ``cache_dir`` under the world seed and size, the sizes and a digest
+    of what makes it (the seeding input itself, the seeder script and RT's package version), so
+    it is rebuilt only when its content would change. Returns (path, summary): users, tickets,
+    messages and seed_s (the seeding time when it was built)."""
+    from sandbox.request_tracker_world import derive
+
+    rw = derive(world, users=users, tickets=tickets)
+    stem = f"rt-world{world.seed}x{len(world.humans)}-{users}u-{tickets}t"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    plan_file = cache_dir / f"{stem}.plan.partial"
+    digest = hashlib.sha256(BULK_SEEDER.read_bytes() + _rt_version().encode())
+    with open(plan_file, "wb") as plan:
+        for line in _bulk_plan(rw):
+            digest.update(line)
+            plan.write(line)
+    cached = cache_dir / f"{stem}-{digest.hexdigest()[:12]}.db"
+    summary_file = cached.with_suffix(".json")
+    if cached.exists() and summary_file.exists():
+        plan_file.unlink()
+        return cached, json.loads(summary_file.read_text())
+    began = time.monotonic()
+    folder = _new_site(free_port())
+    try:
+        _own(folder)
+        _init_database(folder)
+        # The seeder's progress and errors (counts and RT's messages, no personal data) go to our stderr.
+        with open(plan_file, "rb") as plan:
+            proc = subprocess.run(
+                _as_user(_run_as(), pdeathsig=True) + ["perl", str(BULK_SEEDER), TICKET_ID_PLACEHOLDER.decode()],
+                env=_rt_env(folder), cwd=folder, stdin=plan, stdout=subprocess.PIPE,
+            )
+        if proc.returncode != 0:
+            raise RuntimeError(f"bulk seeding RT failed with exit status {proc.returncode} (its messages are above)")
+        summary = dict(json.loads(proc.stdout.decode().strip().splitlines()[-1]),
+                       seed_s=round(time.monotonic() - began, 1))
+        for stale in cache_dir.glob(f"{stem}-*"):  # the same size made by older seeding code
+            stale.unlink()
+        partial = cached.with_suffix(".partial")
+        shutil.copyfile(folder / "rt.db", partial)
+        os.replace(partial, cached)
+        summary_file.write_text(json.dumps(summary))
+        return cached, summary
+    finally:
+        plan_file.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bulk_plan(rw):
+    """The seeder's input, one JSON line per user and per ticket (see rt_bulk_seed.pl)."""
+    for body in _user_bodies(rw):
+        yield json.dumps({"user": body}).encode() + b"\n"
+    for t in rw.tickets:
+        messages = [{"staff": c} if kind == "staff" else {"mail": base64.b64encode(c).decode()}
+                    for kind, c in _ticket_messages(rw, t)]
+        yield json.dumps({"ticket": t.key, "messages": messages}).encode() + b"\n"
+
+
+def _rt_version() -> str:
+    return subprocess.run(["dpkg-query", "-W", "-f=${Version}", "request-tracker5"],
+                          capture_output=True, text=True).stdout
+
+
+# Where a customer's follow-up mail carries the ticket id (its subject tag): the id exists only
+# once RT has created the ticket from the first mail.
+TICKET_ID_PLACEHOLDER = b"__RT_TICKET_ID__"
+
+
+def _user_bodies(rw):
+    """The users an admin creates up front (REST2 ``POST /user``); users without a name are
+    left for RT to learn from their mail, as it does in production."""
+    for u in rw.users:
+        if u.real_name is None:
+            continue
+        body = {"Name": u.email, "EmailAddress": u.email, "RealName": u.real_name}
+        if u.organization:
+            body["Organization"] = u.organization
+        if u.phone:
+            body["MobilePhone"] = u.phone
+        yield body
+
+
+def _ticket_messages(rw, t):
+    """A ticket's messages in order, as RT receives them: ("mail", raw MIME bytes of a
+    customer's mail, follow-ups tagged with TICKET_ID_PLACEHOLDER) or ("staff", reply text)."""
+    previous: tuple[str, str] | None = None
+    for i, m in enumerate(t.messages):
+        if m.author < 0:
+            staff_name, _ = rw.staff[t.key % len(rw.staff)]
+            text = _with_quote(m.body + f"\n\nTerveisin\n{staff_name}\nOhjelmistotalo tuki", previous if m.quote else None)
+            yield "staff", text
+            previous = (staff_name, text)
+        else:
+            author = rw.users[m.author]
+            sender = author.real_name or author.email.split("@")[0]
+            text = _with_quote(f"Hei,\n\n{m.body}\n\nTerveisin\n{sender}", previous if m.quote else None)
+            ccs = [rw.users[k] for k in t.ccs] if i == 0 else []
+            yield "mail", _mime(author, ccs, t.subject, TICKET_ID_PLACEHOLDER.decode() if i else None, text, m,
+                                thread=t.key)
+            previous = (sender, text)
 
 
 def _with_quote(text: str, previous: tuple[str, str] | None) -> str:
@@ -458,14 +575,17 @@ def _payload(att, rng_seed: int) -> bytes:
     return bytes((rng_seed * 31 + i * 7) % 256 for i in range(att.size))
 
 
-def _mime(author, ccs, subject: str, ticket_id: int | None, text: str, m) -> bytes:
-    """A customer's mail as raw bytes, with the message's quirks."""
+def _mime(author, ccs, subject: str, ticket_id: int | str | None, text: str, m, thread: int | None = None) -> bytes:
+    """A customer's mail as raw bytes, with the message's quirks (``thread``: the world's ticket
+    key, keeps Message-IDs apart when the id in the subject is still a placeholder)."""
     who = f'"{author.real_name}" <{author.email}>' if author.real_name else author.email
     tag = f"[rt.sandbox #{ticket_id}] " if ticket_id else ""
     head = [f"From: {who}", "To: support@ohjelmistotalo.fi", f"Subject: {tag}{subject if not ticket_id else 'Re: ' + subject}"]
     if ccs:
         head.append("Cc: " + ", ".join(f'"{c.real_name}" <{c.email}>' if c.real_name else c.email for c in ccs))
-    head.append(f"Message-ID: <{abs(hash((author.email, text, ticket_id))) }@{author.email.split('@')[1]}>")
+    # A stable id (not Python's per-process hash()): the same world makes the same mail.
+    mid = hashlib.sha256(repr((author.email, text, ticket_id, thread)).encode()).hexdigest()[:20]
+    head.append(f"Message-ID: <{mid}@{author.email.split('@')[1]}>")
     head.append("MIME-Version: 1.0")
     if m.charset == "utf-8":
         body, ctype = text.encode("utf-8"), 'text/plain; charset="utf-8"'

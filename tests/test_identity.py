@@ -149,6 +149,37 @@ def test_hard_cases(world_resolved):
     assert not missed
 
 
+def test_a_nameless_address_that_reads_as_a_name_joins_that_person():
+    """A record with no name (a mail-only sender) whose company address is built from a name
+    links to the one person of that name at that company; namesakes, numbered addresses,
+    free-mail and other companies' addresses link nobody."""
+    def rec(rid, name, email, phone=None, org=None):
+        return ("t", "person", rid, name, None, None, None, [email] if email else [], [phone] if phone else [],
+                org, None, None, None)
+
+    con, _ = _resolve_rows([
+        rec("1", "Matti Virtanen", "mvirtanen@yritys.fi", "040 123 4567", "Yritys Oy"),
+        rec("2", None, "Matti.Virtanen@Yritys.fi"),  # the alias holder's canonical address
+        rec("3", "Järvi Anna-Liisa", None, None, "Oy Yritys Ab"),
+        rec("4", None, "anna-liisa.jarvi@yritys.fi"),  # accents and word order of the name differ
+        rec("5", "Pekka Pyy", "p.pyy@firma.fi", "040 111 1111", "Firma Oy"),  # namesakes at one company
+        rec("6", "Pekka Pyy", "pekka.p@firma.fi", "050 222 2222", "Firma Oy"),
+        rec("7", None, "pekka.pyy@firma.fi"),
+        rec("8", "Liisa Laine", "liisa.laine2@firma.fi", None, "Firma Oy"),  # the second Liisa Laine there
+        rec("9", None, "liisa.laine@firma.fi"),
+        rec("10", None, "matti.virtanen@gmail.com"),  # free mail says nothing about the company
+        rec("11", None, "anna-liisa.jarvi@toinen.fi"),  # another company's Anna-Liisa Järvi
+    ])
+    cluster = _cluster_of(con)
+    rule = dict(con.execute("SELECT split_part(record_key, ':', 3), rule FROM staging.record_clusters").fetchall())
+    assert cluster["1"] == cluster["2"] and rule["2"] == "email_name"
+    assert cluster["3"] == cluster["4"] and rule["4"] == "email_name"
+    assert cluster["5"] != cluster["6"] and cluster["7"] not in (cluster["5"], cluster["6"])
+    assert cluster["9"] != cluster["8"]
+    assert cluster["10"] != cluster["1"] and cluster["11"] != cluster["3"]
+    assert {rule[k] for k in ("7", "9", "10", "11")} == {"single"}
+
+
 def test_warehouse_ids_are_stable_and_operator_decisions_persist(sandbox, tmp_path, client, monkeypatch):
     monkeypatch.delenv("IDENTITY_DECISIONS_PATH", raising=False)
     raw, wh = tmp_path / "raw", tmp_path / "wh.duckdb"

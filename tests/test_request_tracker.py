@@ -267,3 +267,47 @@ def test_erasure_dry_run_changes_nothing(client, request_tracker):
     report = client.erase(user["EmailAddress"], dry_run=True)
     assert report.status == "dry_run" and report.solo_tickets
     assert client.find_users(user["EmailAddress"])
+
+
+def test_bulk_seeded_database_is_written_by_rt_and_cached(tmp_path):
+    """The benchmark's seed (RT's own code in one process, before rt-server starts) stores what
+    the world says, is reused from the cache, and a real RT started on it serves it to the sync."""
+    from sandbox.request_tracker import RequestTracker, seeded_database
+    from sandbox.request_tracker_world import derive
+    from sandbox.world import World
+
+    world = World.generate(seed=5, persons=30, organizations=6)
+    rw = derive(world, users=20, tickets=30)
+    cache = tmp_path / "cache"
+    db, summary = seeded_database(world, users=20, tickets=30, cache_dir=cache)
+    messages = sum(len(t.messages) for t in rw.tickets)
+    assert (summary["tickets"], summary["messages"]) == (30, messages)
+    assert summary["users"] == sum(u.real_name is not None for u in rw.users)
+    con = sqlite3.connect(db)
+    try:
+        q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+        assert q("SELECT count(*) FROM Tickets WHERE Type = 'ticket'") == 30
+        assert q("SELECT count(*) FROM Transactions WHERE ObjectType = 'RT::Ticket' "
+                 "AND Type IN ('Create', 'Correspond')") == messages
+        assert q("SELECT count(*) FROM Transactions WHERE Type = 'EmailRecord'") > 0  # RT's scrips ran
+        assert q("""SELECT count(*) FROM GroupMembers AS m JOIN Groups AS g ON g.id = m.GroupId
+                    WHERE g.Domain = 'RT::Ticket-Role' AND g.Name = 'Cc'""") == sum(len(t.ccs) for t in rw.tickets)
+        assert q("SELECT count(*) FROM Attachments WHERE Filename IN ('loki.txt', 'kuvakaappaus.png', 'liite.pdf')") \
+            == sum(len(m.attachments) for t in rw.tickets for m in t.messages)
+        stored = {r[0] for r in con.execute("SELECT lower(EmailAddress) FROM Users WHERE EmailAddress IS NOT NULL")}
+        assert {u.email.lower() for u in rw.users} <= stored  # nameless users learnt from their mail
+        assert q("SELECT count(*) FROM Attachments WHERE Subject LIKE '%__RT_TICKET_ID__%'") == 0
+    finally:
+        con.close()
+    started = time.monotonic()
+    assert seeded_database(world, users=20, tickets=30, cache_dir=cache) == (db, summary)
+    assert time.monotonic() - started < 5  # reused, not seeded again
+    assert sorted(p.suffix for p in cache.iterdir()) == [".db", ".json"]
+    with RequestTracker.start(database=db) as rt:
+        c = RequestTrackerClient(rt.url, user=rt.user, password=rt.password)
+        try:
+            result = run_sync(c, tmp_path / "raw")
+        finally:
+            c.close()
+    assert result.entities["tickets"].rows == 30
+    assert result.entities["users"].rows >= len(rw.users)

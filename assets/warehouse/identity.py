@@ -9,7 +9,9 @@ batch tool: both put records into ``staging.source_persons`` and call :func:`res
    shared phone, or the same name at the same organisation), compares them at Fellegi-Sunter
    levels and decides each pair: deterministic rules first (same personal email with a fitting
    name; same personal phone with a fitting name, which includes a married-name change), then
-   the summed match weight for the rest. Generic mailboxes (``info@``, ``laskutus@`` ... see
+   the summed match weight for the rest. A record with no name whose company address reads as
+   a name ("matti.virtanen@yritys.fi") joins the one person of that name at that company
+   (``identity_email_name.sql``). Generic mailboxes (``info@``, ``laskutus@`` ... see
    ``generic_local_parts``) never form a block, and an email or phone that several
    differently-named people use counts as shared: it links nobody by itself. Pairs between the
    link and review thresholds go to the review table; an operator's confirm or split (kept in
@@ -121,6 +123,12 @@ def resolve(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, str, str]
           AND NOT EXISTS (SELECT 1 FROM id_pairs AS p WHERE p.l = a.rid AND p.r = b.rid)
     """)
     result.rounds = _components(con)
+    # Nameless records whose address reads as a name join the one person of that name at that
+    # company (identity_email_name.sql); it needs the components above to tell one person's
+    # duplicates from namesakes.
+    _run(con, "identity_email_name.sql")
+    if con.execute("INSERT INTO id_links SELECT * FROM id_email_name_links").fetchone()[0]:
+        result.rounds += _merge_components(con)
     # A split pair that other links still join: the right-hand record loses its automatic
     # links (keeping operator confirmations), then components are recomputed.
     for _ in range(5):
@@ -147,28 +155,49 @@ def resolve(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, str, str]
     return result
 
 
-def _components(con: duckdb.DuckDBPyConnection) -> int:
-    """Connected components of id_links into id_label(rid, c): every record takes the smallest
-    label among its neighbours, then jumps to its label's label, until nothing changes."""
+def _merge_components(con: duckdb.DuckDBPyConnection) -> int:
+    """id_label after adding id_email_name_links, without recomputing every component: the
+    new links join whole components, so components of the components (a small graph) are
+    merged, and every record takes its merged label (the smallest record id, as before)."""
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE id_edge AS
-        SELECT l AS a, r AS b FROM id_links UNION ALL SELECT r, l FROM id_links;
+        CREATE OR REPLACE TEMP TABLE id_merge_links AS
+        SELECT coalesce(a.c, e.l) AS l, coalesce(b.c, e.r) AS r
+        FROM id_email_name_links AS e
+        LEFT JOIN id_label AS a ON a.rid = e.l LEFT JOIN id_label AS b ON b.rid = e.r
+    """)
+    rounds = _components(con, "id_merge_links", "id_merge_label")
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE id_label AS
+        SELECT l.rid, coalesce(m.c, l.c) AS c FROM id_label AS l LEFT JOIN id_merge_label AS m ON m.rid = l.c
+        UNION ALL
+        SELECT m.rid, m.c FROM id_merge_label AS m WHERE m.rid NOT IN (SELECT rid FROM id_label)
+    """)
+    return rounds
+
+
+def _components(con: duckdb.DuckDBPyConnection, links: str = "id_links", labels: str = "id_label") -> int:
+    """Connected components of the edges in ``links`` (l, r) into ``labels`` (rid, c): every
+    record takes the smallest label among its neighbours, then jumps to its label's label,
+    until nothing changes. (Table names are this module's constants, never data.)"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE id_edge AS
+        SELECT l AS a, r AS b FROM {links} UNION ALL SELECT r, l FROM {links};
+        CREATE OR REPLACE TEMP TABLE {labels} AS
         SELECT DISTINCT a AS rid, a AS c FROM id_edge;
     """)
     for rounds in range(1, MAX_ROUNDS + 1):
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE id_next AS
             SELECT e.a AS rid, least(min(lb.c), any_value(la.c)) AS c
-            FROM id_edge AS e JOIN id_label AS lb ON lb.rid = e.b JOIN id_label AS la ON la.rid = e.a
+            FROM id_edge AS e JOIN {labels} AS lb ON lb.rid = e.b JOIN {labels} AS la ON la.rid = e.a
             GROUP BY e.a;
             CREATE OR REPLACE TEMP TABLE id_next AS
             SELECT n.rid, least(n.c, j.c) AS c FROM id_next AS n JOIN id_next AS j ON j.rid = n.c;
         """)
         changed = con.execute(
-            "SELECT count(*) FROM id_next AS n JOIN id_label AS l USING (rid) WHERE n.c <> l.c"
+            f"SELECT count(*) FROM id_next AS n JOIN {labels} AS l USING (rid) WHERE n.c <> l.c"
         ).fetchone()[0]
-        con.execute("CREATE OR REPLACE TEMP TABLE id_label AS SELECT * FROM id_next")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {labels} AS SELECT * FROM id_next")
         if changed == 0:
             return rounds
     raise RuntimeError("identity components did not converge")

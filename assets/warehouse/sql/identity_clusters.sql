@@ -2,11 +2,13 @@
 -- Inputs: id_rec, id_pairs, id_links, id_label (from identity.py).
 
 -- Each record's cluster is the smallest record key in its component; how it was linked is the
--- strongest link it takes part in (operator > email > phone > score, then probability).
+-- strongest link it takes part in (operator > email > phone > score > email_name, then
+-- probability; email_name links have none).
 CREATE OR REPLACE TABLE staging.record_clusters AS
 WITH best AS (
     SELECT rid, arg_max(rule, (CASE rule WHEN 'operator_confirm' THEN 4 WHEN 'email' THEN 3
-                                          WHEN 'phone' THEN 2 ELSE 1 END, probability)) AS rule,
+                                          WHEN 'phone' THEN 2 WHEN 'score' THEN 1 ELSE 0 END,
+                               coalesce(probability, 0))) AS rule,
            max(probability) FILTER (WHERE rule = 'score') AS best_score,
            max(probability) AS any_score
     FROM (SELECT l AS rid, rule, probability FROM id_links UNION ALL SELECT r, rule, probability FROM id_links)
