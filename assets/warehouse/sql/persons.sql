@@ -1,7 +1,8 @@
 -- person_records: person_id -> every record about them; persons: one row per human.
 -- Expects staging.person_components(record_key, person_id, rule, score) from identity resolution:
--- rule is how the record was linked ('email', 'phone', 'score', 'operator_confirm', or 'single'
--- when nothing links it), score the match probability of that link (NULL for 'single').
+-- rule is how the record was linked ('email', 'phone', 'score', 'email_name' (a nameless address
+-- that reads as the name of one person at that company), 'operator_confirm', or 'single' when
+-- nothing links it), score the match probability of that link (NULL for 'single').
 -- Records that point at a person record (deals, notes ...) carry rule '<system>:<kind>_id'.
 CREATE OR REPLACE TABLE person_records AS
 SELECT c.person_id, s.system, s.record_kind, s.record_id, c.rule, CAST(c.score AS DOUBLE) AS score, s.updated_at
