@@ -25,7 +25,7 @@ The client also stops on an empty page, so a missing ``meta`` cannot loop it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from connectors.errors import BadPayloadError
+from connectors.errors import AuthError, BadPayloadError
 from connectors.http import HttpClient, RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.docue.com/public/v2"
@@ -38,7 +38,8 @@ class DocueClient:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, api_token: str = "", *, per_page: int = MAX_PER_PAGE,
                  timeout: tuple[float, float] = (5.0, 30.0), retry: RetryPolicy = RetryPolicy()) -> None:
         if not api_token:
-            raise ValueError("Docue needs an API token (DOCUE_API_TOKEN)")
+            # AuthError (missing credentials), so describe() keeps this message in the case
+            raise AuthError("Docue needs an API token (DOCUE_API_TOKEN)", system="docue")
         self.per_page = max(1, min(MAX_PER_PAGE, per_page))
         self.http = HttpClient("docue", base_url, timeout=timeout, retry=retry,
                                headers={"Authorization": f"Bearer {api_token}", "Accept": "application/json"})

@@ -38,6 +38,7 @@ FIND_LIMIT = 401  # Matomo's own cap per findDataSubjects call
 USER_ID_FORMATS = ("email", "sha256")
 MAX_ERASE_ROUNDS = 50  # 50 x 401 visits of one person is far beyond any real visitor
 _EMAILISH = re.compile(r"\S+@\S+")
+_HEX_ID = re.compile(r"\b[0-9a-fA-F]{16,}\b")
 # Texts of Matomo's refusals: a bad token (HTTP 401) or a user without admin access to a site,
 # which Matomo answers with HTTP 200 and an error body.
 _AUTH_HINTS = ("Unable to authenticate", "You can't access this resource")
@@ -51,7 +52,8 @@ class MatomoClient:
     def __init__(self, base_url: str, token_auth: str, *, user_id_format: str = "email", site_ids: str = "all",
                  timeout: tuple[float, float] = (5.0, 60.0), retry: RetryPolicy = RetryPolicy()) -> None:
         if not token_auth:
-            raise ValueError("Matomo needs an auth token (MATOMO_TOKEN_AUTH)")
+            # AuthError (missing credentials), so describe() keeps this message in the case
+            raise AuthError("Matomo needs an auth token (MATOMO_TOKEN_AUTH)", system="matomo")
         if user_id_format not in USER_ID_FORMATS:
             raise ValueError(f"MATOMO_USER_ID_FORMAT must be one of {', '.join(USER_ID_FORMATS)}")
         self.token_auth = token_auth
@@ -75,8 +77,10 @@ class MatomoClient:
             "POST", "index.php", params={"module": "API", "method": method, "format": "JSON"},
             data=[("token_auth", self.token_auth), *(form or [])], idempotent=True)
         if isinstance(body, dict) and body.get("result") == "error":
-            # The message may quote the segment: e-mail-looking words are masked.
-            message = _EMAILISH.sub("{email}", str(body.get("message") or ""))[:200]
+            # The message may quote the segment: e-mail-looking words are masked, and so are
+            # user ids hashed from an e-mail and visitor ids (long hex strings).
+            message = _EMAILISH.sub("{email}", str(body.get("message") or ""))
+            message = _HEX_ID.sub("{id}", message)[:200]
             error = AuthError if any(hint in message for hint in _AUTH_HINTS) else BadRequestError
             raise error(f"Matomo answered an error: {message}", system="matomo", method="POST", path="/index.php")
         return body

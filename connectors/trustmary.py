@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from connectors.errors import BadPayloadError, NotFoundError
+from connectors.errors import AuthError, BadPayloadError, NotFoundError
 from connectors.http import HttpClient, RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.trustmary.io/v1"
@@ -47,7 +47,8 @@ class TrustmaryClient:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, api_key: str = "", *,
                  timeout: tuple[float, float] = (5.0, 30.0), retry: RetryPolicy = RetryPolicy()) -> None:
         if not api_key:
-            raise ValueError("Trustmary needs an API key (TRUSTMARY_API_KEY)")
+            # AuthError (missing credentials), so describe() keeps this message in the case
+            raise AuthError("Trustmary needs an API key (TRUSTMARY_API_KEY)", system="trustmary")
         self.http = HttpClient("trustmary", base_url, timeout=timeout, retry=retry,
                                headers={"Authorization": f"Apikey {api_key}", "Accept": "application/json"})
 

@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         if args.stdin:
             data = _stdin_json()
             given = {k: data.get(k) for k in ("emails", "phones", "name", "organization")}
-            corrections = _stdin_corrections(data.get("corrections"))
+            corrections = {**_stdin_corrections(data.get("corrections")), **(parse_pairs(args.correct) if args.correct else {})}
         else:
             corrections = parse_pairs(args.correct) if args.correct else {}
         if corrections and args.kind != "rectification":

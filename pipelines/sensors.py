@@ -32,6 +32,7 @@ from dagster import (
 
 from assets.checks.freshness import max_age_from_env, raw_store_syncs, utcnow
 from assets.resources import StorageResource
+from connectors.errors import ConnectorError, SafeMessage
 from pipelines.jobs.subject_export import RegisterResource
 from pipelines.notify import NotifierResource
 from pipelines.notify.notices import StepFailure, deadline_notice, freshness_notice, run_failure_notice
@@ -41,6 +42,17 @@ WILL_RETRY_TAG = "dagster/will_retry"
 NOT_CONFIGURED = "no mail server (NOTIFY_SMTP_HOST) or webhook (NOTIFY_WEBHOOK_URL) configured"
 
 
+def _safe_class_names() -> set[str]:
+    """Exceptions whose messages are written to carry no personal data: Dagster's ``Failure``
+    (our ops' descriptions), Dagster's own errors, connector errors and SafeMessage classes."""
+    names, todo = {"Failure"}, [ConnectorError, SafeMessage]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
 def _error_text(event) -> str:
     error = getattr(event.event_specific_data, "error", None)
     if error is None:
@@ -48,6 +60,10 @@ def _error_text(event) -> str:
     # Dagster wraps the step's own exception ("Error occurred while executing op ..."): show that one.
     while error.cls_name.startswith("Dagster") and error.cause is not None:
         error = error.cause
+    if not (error.cls_name.startswith("Dagster") or error.cls_name in _safe_class_names()):
+        # A library's message may quote a value it choked on (a name, an address), and the notice
+        # may go to a chat webhook: as describe() does for cases, the class name only.
+        return f"{error.cls_name} (message left out, it may quote personal data: see the run's log)"
     # The message starts with the exception's dotted class path; the class name is enough.
     message = error.message.strip()
     prefix = message.split(": ", 1)

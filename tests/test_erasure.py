@@ -231,7 +231,7 @@ def test_dry_run_and_missing_approval_touch_nothing(erasure_env, sandbox, google
     assert ("gmail_message", "delete") in steps["google"] and ("contact", "delete") in steps["google"]
     assert steps["netvisor"] == {("contact_person", "delete")}
     assert steps["request_tracker"] == {("user", "delete"), ("ticket", "delete")}
-    assert meta["dry_run"].value is True
+    assert meta["dry_run"].value is True and meta["identifiers_dropped_as_shared"].value == 0
     # No approval: the plan is recorded, the run stops and says why, nothing is touched.
     ok, meta, failure, logs = run_job(erasure_env, case_id)
     assert not ok and "no approval for erasure" in failure and "--action erasure" in failure
@@ -293,6 +293,8 @@ def test_erase_everywhere_then_again_is_harmless(erasure_env, sandbox, google_sa
     assert {s: st2[s] for s in SYSTEMS} == {s: "done" for s in SYSTEMS}
     reverified = [a["detail"]["system"] for a in case2.audit if a["action"] == "erasure_reverified"]
     assert set(SYSTEMS) <= set(reverified)
+    # The identifiers are hashes now; the trail must not claim the suppression was skipped.
+    assert not [a for a in case2.audit if a["action"] == "suppression_skipped"]
     assert sandbox.pipedrive.total_requests() > requests_before  # it did re-read ...
     assert pipedrive_writes(sandbox) == writes_before  # ... and wrote nothing
     print(f"erasure run: {took:.1f} s")
@@ -457,3 +459,27 @@ def test_hold_sensor_launches_the_follow_up_once_the_hold_has_ended(tmp_path, mo
     requests_ = list(erasure_hold_sensor(build_sensor_context()))
     assert [r.run_key for r in requests_] == [f"{ended}:{yesterday.isoformat()}"]
     assert requests_[0].run_config == {"ops": {"erase_subject": {"config": {"case_id": ended}}}}
+
+
+def test_only_a_role_mailbox_is_not_put_on_the_suppression_list(tmp_path, monkeypatch):
+    """The flow itself, no systems: a case known only by info@ puts nothing on the list (a
+    colleague's re-collected contact must not be banned) and records why."""
+    from pipelines.erasure.flow import run_erasure
+    from pipelines.jobs.exporters import LiveContext
+    from pipelines.writeback.base import Outcome
+
+    monkeypatch.setenv("REGISTER_HMAC_KEY", "test-key-" + "x" * 32)
+    monkeypatch.delenv("SUPPRESSION_KEY", raising=False)
+    monkeypatch.delenv("SUPPRESSION_KEY_FILE", raising=False)  # adding a hash would need a key: an error
+    with open_register(str(tmp_path / "register.sqlite")) as reg:
+        case = reg.new_case("erasure", validate_identifiers(["info@yritys-esimerkki.fi"]), actor="t")
+        reg.verify(case.case_id, method="signed letter", actor="t")
+        reg.approve(case.case_id, action="erasure", actor="t")
+        result = run_erasure(reg, case.case_id, clients=LiveContext({}), erasers={}, actor="t", warehouse_path=None,
+                             own_stores=lambda s: Outcome("own_stores", "done"))
+        assert result.systems["own_stores"].state == "done"
+        assert result.identifiers_dropped == {"role_mailbox": 1, "shared_with_others": 0}
+        skipped = [a["detail"] for a in reg.get(case.case_id, with_audit=True).audit
+                   if a["action"] == "suppression_skipped"]
+        assert skipped == [{"reason": "no personal email or phone"}]
+        assert SuppressionList(reg).is_empty()

@@ -176,3 +176,21 @@ def test_pipedrive_silent_refusal_fails_loudly_and_the_label_fallback_sticks(san
         rec = sandbox.pipedrive.get("persons", pid)
         assert 24 in rec["label_ids"] and rec["marketing_status"] != "unsubscribed"
     clients.close()
+
+
+def test_a_rerun_keeps_the_officers_answer_to_a_manual_task(ban_env):
+    from pipelines.marketing_ban.run import ban_everywhere, record_outcomes
+
+    ids = validate_identifiers(["joku.muu@esimerkki.fi"])
+    with open_register() as reg:
+        case_id = reg.new_case("objection", ids, actor="a").case_id
+        subject = WritebackSubject(case_id=case_id, identifiers=ids, emails=["joku.muu@esimerkki.fi"])
+        outcomes = ban_everywhere(LiveContext({}), subject, systems=["dealfront", "netvisor"])
+        assert {s: o.state for s, o in outcomes.items()} == {"dealfront": "manual_open", "netvisor": "not_applicable"}
+        record_outcomes(reg, case_id, outcomes, actor="dagster:1")
+        reg.set_system_state(case_id, "dealfront", "manual_answered", actor="tietosuojavastaava",
+                             detail="excluded in Dealfront")
+        record_outcomes(reg, case_id, outcomes, actor="dagster:2")  # the job run again
+        systems = reg.get(case_id).systems
+        assert systems["dealfront"].state == "manual_answered" and systems["dealfront"].detail == "excluded in Dealfront"
+        assert systems["netvisor"].state == "not_applicable"

@@ -419,3 +419,38 @@ def test_starttls_and_login_with_a_private_ca(monkeypatch, tmp_path):
         controller.stop()
     assert len(inbox.received) == 1 and inbox.received[0]["to"] == [RECIPIENTS[0]]
     assert [(login, over_tls) for _, login, over_tls in logins] == [(b"notifier", True)]
+
+
+def test_a_library_message_is_left_out_of_the_failure_notice(smtp, webhook):
+    """A library's exception may quote the value it choked on (here a surname): the mail and the
+    webhook carry its class only; the project's own Failure keeps its message."""
+    from dagster import Failure, job, op
+
+    surname = "Virtanen-Testinimi"
+
+    @op
+    def chokes():
+        raise ValueError(f"Could not convert string '{surname}' to INT32")
+
+    @op
+    def refuses():
+        raise Failure("case E-1 has no approval for erasure")
+
+    @job
+    def choking_job():
+        chokes()
+
+    @job
+    def refusing_job():
+        refuses()
+
+    instance = DagsterInstance.ephemeral()
+    for failing in (choking_job, refusing_job):
+        result = failing.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        report_failure(instance, result)
+    texts = mail_texts(smtp) + [json.dumps(p) for p in webhook]
+    assert len(smtp.received) == 2 and len(webhook) == 2
+    assert not [t for t in texts if surname in t]
+    assert any("chokes: ValueError (message left out" in t for t in texts)
+    assert any("refuses: Failure: case E-1 has no approval for erasure" in t for t in texts)

@@ -324,3 +324,24 @@ def test_subject_export_carries_the_small_processors_records(sandbox, small_sand
     others = {x.email for x in world.humans if x.true_person_id != tpid} | {OWN_SIGNER["email"]}
     text = b"".join(v for n, v in files.items() if n.split("/")[0] in ("trustmary", "matomo", "docue")).decode()
     assert not [e for e in others if e in text.lower()]
+
+
+def test_a_missing_credential_is_named_in_what_the_case_records():
+    """The case records errors through describe(), which drops foreign messages: a missing key
+    must still say which setting to fill in, not only 'ValueError'."""
+    from connectors.errors import describe
+
+    for make, setting in ((lambda: TrustmaryClient("http://127.0.0.1:9", ""), "TRUSTMARY_API_KEY"),
+                          (lambda: MatomoClient("http://127.0.0.1:9", ""), "MATOMO_TOKEN_AUTH"),
+                          (lambda: DocueClient("http://127.0.0.1:9", ""), "DOCUE_API_TOKEN")):
+        with pytest.raises(AuthError) as caught:
+            make()
+        assert setting in describe(caught.value)
+
+
+def test_matomo_errors_mask_hashed_user_ids_and_visitor_ids():
+    from connectors import matomo
+
+    hashed = "ab" * 32  # a sha256 user id: derived from an email, so personal data
+    text = matomo._HEX_ID.sub("{id}", f"bad segment userId=={hashed};visitorId==0123456789abcdef, idSite 3")
+    assert hashed not in text and "0123456789abcdef" not in text and "idSite 3" in text

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from assets.warehouse.build import BuildResult
+from connectors.errors import SafeMessage
 
 DEFAULT_MAX_DROP_SHARE = 0.5
 # Small tables swing by a handful of rows in normal use; below this many lost rows a drop is noise.
@@ -119,8 +120,9 @@ def compare(previous: dict[str, int] | None, current: dict[str, int], *,
     return report
 
 
-class PublishBlocked(RuntimeError):
-    """The new build lost too many rows: it was not published."""
+class PublishBlocked(SafeMessage, RuntimeError):
+    """The new build lost too many rows: it was not published. The message names tables and
+    counts only."""
 
     def __init__(self, report: RowCountReport) -> None:
         super().__init__(report.summary())

@@ -4,6 +4,7 @@ re-entered a system (see ``check.py``). Metadata carries counts and case ids onl
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
+from connectors.errors import describe
 from assets.suppression.check import run_check
 from pipelines.jobs.exporters import LiveContext
 from pipelines.suppression import SuppressionKeyError, SuppressionList
@@ -27,7 +28,7 @@ def suppression_check(context: AssetExecutionContext):
     try:
         result = run_check(con, SuppressionList(register), clients, actor=actor)
     except SuppressionKeyError as exc:
-        raise Failure(str(exc)) from None
+        raise Failure(describe(exc)) from None
     finally:
         con.close()
         clients.close()

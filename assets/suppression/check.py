@@ -115,6 +115,9 @@ def run_check(con: duckdb.DuckDBPyConnection, suppression: SuppressionList, clie
                 f"re-collected after erasure ({', '.join(erased)}): banned automatically by the nightly "
                 "suppression check; decide whether to erase again"))
             target = case.case_id
+            # Claimed under the new case at once: a run killed after this point continues
+            # this case next night instead of opening another one.
+            suppression.mark_handled(found["records"], case_id=target, state="failed")
             for erasure_case in erased:
                 register.record_event(erasure_case, "recollected", {
                     "new_case": target, "records": len(found["records"]), "systems": systems}, actor=actor)

@@ -34,10 +34,10 @@ import duckdb
 
 from connectors.errors import SafeMessage, describe
 from pipelines.erasure.matching import narrow_to_personal
-from pipelines.register.cases import Register, RegisterError
-from pipelines.register.description import load_description
-from pipelines.suppression import add_subject
-from pipelines.writeback.base import Clients, Eraser, Outcome, PlannedStep, WritebackSubject, resolve_subject
+from pipelines.register.cases import Register
+from pipelines.suppression import SuppressionList, add_subject, subject_values
+from pipelines.writeback.base import (Clients, Eraser, Outcome, PlannedStep, WritebackSubject,
+                                      mark_uncovered_systems_manual, resolve_subject)
 
 OWN_STORES = "own_stores"
 APPROVAL_ACTION = "erasure"
@@ -76,6 +76,9 @@ class ErasureResult:
     persons_found: int
     systems: dict[str, SystemResult] = field(default_factory=dict)
     stopped: str | None = None  # why execution did not start (no approval)
+    # Identifiers not searched live because they are a role mailbox or also another person's:
+    # the run page shows the count, as a system's "not found" may then be incomplete.
+    identifiers_dropped: dict[str, int] = field(default_factory=dict)
 
     def failed(self) -> dict[str, SystemResult]:
         return {s: r for s, r in self.systems.items() if r.state == "failed"}
@@ -146,7 +149,7 @@ def run_erasure(
                              "(contact-register request verify)")
     subject, dropped = resolve_case_subject(case, warehouse_path)
     _remember_planned_records(subject, register.audit_trail(case_id))
-    result = ErasureResult(case_id, dry_run, len(subject.person_ids))
+    result = ErasureResult(case_id, dry_run, len(subject.person_ids), identifiers_dropped=dropped)
 
     plans: dict[str, list[PlannedStep] | BaseException] = {}
     for system, eraser in erasers.items():
@@ -192,7 +195,8 @@ def run_erasure(
         _execute_one(register, case_id, system, eraser, clients, subject, plan, res, actor)
         log(f"{system}: {res.state}" + (f", {len(res.remaining)} records remain" if res.remaining else ""))
 
-    _mark_manual_systems(register, case, erasers, actor)
+    mark_uncovered_systems_manual(register, case, erasers, actor=actor,
+                                  detail="no automatic erasure for this system: erase by hand and record the answer")
     _own_stores_step(register, case, result, subject, own_stores, actor, log)
     return result
 
@@ -201,17 +205,17 @@ def _suppress(register: Register, subject: WritebackSubject, actor: str) -> None
     """Before anything is erased, put the person on the suppression list, so that a re-collected
     contact is recognised even if a system fails midway (the privacy notice's promise). A missing
     key stops the run here, before any system is touched."""
-    if not (subject.emails or subject.phones):
-        register.record_event(subject.case_id, "suppression_skipped", {"reason": "no email or phone known"},
-                              actor=actor)
-        return
-    try:
-        add_subject(register, subject, reason="erasure", actor=actor)  # audited there, counts only
-    except RegisterError:
-        # Only role mailboxes (info@ ...) were known: nothing personal to suppress.
+    values = subject_values(subject)
+    if not (values["email"] or values["phone"]):
+        if SuppressionList(register).reasons_of(subject.case_id):
+            return  # a re-run after our own stores were erased: listed already, the identifiers are hashes now
+        # None known, or only role mailboxes (info@ ...) and identifiers others share, which
+        # ``narrow_to_personal`` dropped: nothing personal to suppress. Checked here rather than
+        # by catching add_subject's RegisterError, which would also hide a real fault.
         register.record_event(subject.case_id, "suppression_skipped", {"reason": "no personal email or phone"},
                               actor=actor)
         return
+    add_subject(register, subject, reason="erasure", actor=actor)  # audited there, counts only
 
 
 def _execute_one(register, case_id, system, eraser, clients, subject, plan, res: SystemResult, actor) -> None:
@@ -232,16 +236,6 @@ def _execute_one(register, case_id, system, eraser, clients, subject, plan, res:
     res.state, res.error = outcome.state, outcome.error
     register.set_system_state(case_id, system, outcome.state, actor=actor, records=outcome.records,
                               detail=outcome.detail, error=outcome.error, held_until=outcome.held_until)
-
-
-def _mark_manual_systems(register: Register, case, erasers: dict, actor: str) -> None:
-    """Processors of the register description that no eraser covers become manual tasks."""
-    for processor in load_description().get("processors", []):
-        system = processor["system"]
-        prior = case.systems.get(system)
-        if system not in erasers and (prior is None or prior.state == "pending"):
-            register.set_system_state(case.case_id, system, "manual_open", actor=actor,
-                                      detail="no automatic erasure for this system: erase by hand and record the answer")
 
 
 def _own_stores_step(register, case, result: ErasureResult, subject, own_stores, actor, log) -> None:

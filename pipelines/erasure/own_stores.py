@@ -56,7 +56,7 @@ from typing import Callable
 import duckdb
 import phonenumbers
 
-from connectors.errors import SafeMessage
+from connectors.errors import SafeMessage, describe
 from assets.google.sync import CHILDREN as GOOGLE_CHILDREN
 from assets.raw_store import raw_path
 from assets.warehouse import identity_state
@@ -99,6 +99,10 @@ PHONE_SEPARATORS = r"[\s().\-/]"
 
 class StoreBusy(SafeMessage, RuntimeError):
     """A store is held by another process (a running sync or build); nothing was changed in it."""
+
+
+class UnsupportedStore(SafeMessage, RuntimeError):
+    """A store holds objects the copy would lose; nothing was changed in it."""
 
 
 # -- what identifies the person --------------------------------------------------------------
@@ -222,7 +226,7 @@ def rewrite_without(path: Path, removal: Removal, *, order: Callable[[str], int]
             "(SELECT count(*) FROM duckdb_types() WHERE database_name = 'src' AND NOT internal) + "
             "(SELECT count(*) FROM duckdb_functions() WHERE database_name = 'src' AND NOT internal)").fetchone()[0]
         if others:  # raw stores hold tables only; anything else would be lost by this copy
-            raise RuntimeError(f"{path.name} holds views, sequences, indexes, types or macros, "
+            raise UnsupportedStore(f"{path.name} holds views, sequences, indexes, types or macros, "
                                "which this copy does not carry over")
         _remove_abandoned_builds(path)
         con.execute(f"ATTACH '{_sql_path(work)}' AS dst")
@@ -414,11 +418,8 @@ def _vacuum_sqlite_files(folder: Path) -> int:
     their bytes in free pages until the file is rebuilt."""
     done = 0
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix in (".wal", ".shm", ".journal"):
+        if not path.is_file() or path.suffix in (".wal", ".shm", ".journal") or not _is_sqlite(path):
             continue
-        with open(path, "rb") as fh:
-            if fh.read(16) != b"SQLite format 3\x00":
-                continue
         con = sqlite3.connect(str(path), timeout=60)
         try:
             con.execute("VACUUM")
@@ -527,9 +528,9 @@ def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, expo
             raise StoreBusy(f"{counts['dagster_runs_busy']} unfinished Dagster runs hold the person's identifiers; "
                             "run the erasure again after they end")
     except Exception as exc:  # noqa: BLE001 - recorded in the case; a retry repeats the whole step
-        # Our own messages are safe to record; a library's may quote a value (a regex with an
-        # email in it), so only its type is kept.
-        error = str(exc) if isinstance(exc, StoreBusy) else f"{step}: {type(exc).__name__}"
+        # describe(): our own messages are safe to record; a library's may quote a value (a
+        # regex with an email in it), so only its type is kept.
+        error = f"{step}: {describe(exc)}"
         if not isinstance(exc, StoreBusy):  # where it broke, for the operator: frames, no message
             log.warning("own stores, %s: %s at\n%s", step, type(exc).__name__,
                         "".join(traceback.format_tb(exc.__traceback__)))

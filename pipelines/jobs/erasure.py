@@ -31,6 +31,7 @@ from dagster import (
     sensor,
 )
 
+from connectors.errors import describe
 from pipelines.concurrency import tags_for
 from pipelines.erasure.flow import ErasureRefused, due_followups, run_erasure
 from pipelines.erasure.own_stores import erase_own_stores
@@ -64,6 +65,7 @@ def _report(result) -> tuple[dict, dict]:
         summary[system] = {"state": r.state, "steps": c, "remaining": r.remaining,
                            "held_until": r.held_until.isoformat() if r.held_until else None}
     metadata = {"case_id": result.case_id, "dry_run": result.dry_run, "persons_found": result.persons_found,
+                "identifiers_dropped_as_shared": sum(result.identifiers_dropped.values()),
                 "systems": systems_table(("system", "state", "delete", "mask", "hold", "manual", "records",
                                           "remaining", "note"), rows)}
     for system, s in summary.items():
@@ -92,7 +94,7 @@ def erase_subject(context: OpExecutionContext, config: ErasureConfig):
                                  actor=actor, warehouse_path=storage.warehouse_file(), dry_run=config.dry_run,
                                  own_stores=own, log=context.log.info)
         except (ErasureRefused, RegisterError, SuppressionKeyError) as exc:
-            raise Failure(str(exc)) from None
+            raise Failure(describe(exc)) from None
     summary, metadata = _report(result)
     if result.stopped:
         raise Failure(result.stopped, metadata=metadata)
@@ -128,10 +130,3 @@ def erasure_hold_sensor(context: SensorEvaluationContext):
         yield RunRequest(run_key=f"{case_id}:{held_until}",
                          run_config={"ops": {OP_NAME: {"config": {"case_id": case_id}}}},
                          tags={"register/case": case_id, "register/followup": "legal_hold_ended"})
-
-
-def resolved_erasure():
-    """The job with the code location's resources, for ``execute_job(reconstructable(...))``."""
-    from pipelines.definitions import defs
-
-    return defs.resolve_job_def("erasure")

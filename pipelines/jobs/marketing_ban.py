@@ -16,6 +16,7 @@ conflicts with an erasure) and the case's trail names the erasure case.
 
 from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
+from connectors.errors import describe
 from pipelines.concurrency import tags_for
 from pipelines.erasure.flow import resolve_case_subject
 from pipelines.marketing_ban.run import ban_everywhere, record_outcomes
@@ -50,7 +51,7 @@ def ban_marketing(context: OpExecutionContext, config: MarketingBanConfig):
         try:
             case = register.get(config.case_id.strip())
         except RegisterError as exc:
-            raise Failure(str(exc)) from None
+            raise Failure(describe(exc)) from None
         if case.kind != "objection":
             raise Failure(f"case {case.case_id} is a {case.kind} case; marketing_ban answers objection cases")
         if case.status != "open":
@@ -70,7 +71,7 @@ def ban_marketing(context: OpExecutionContext, config: MarketingBanConfig):
             try:
                 suppressed = SuppressionList(register).add_subject(subject, reason="ban", actor=actor)
             except SuppressionKeyError as exc:
-                raise Failure(str(exc)) from None
+                raise Failure(describe(exc)) from None
             if erasures:
                 register.record_event(case.case_id, "concurrent_erasure", {
                     "erasure_cases": erasures,

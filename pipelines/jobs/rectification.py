@@ -13,6 +13,7 @@ The warehouse shows the corrected values after the next ``nightly_sync``.
 
 from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
+from connectors.errors import describe
 from pipelines.concurrency import tags_for
 from pipelines.rectification.flow import RectificationRefused, run_rectification
 from pipelines.rectification.registry import load_rectifiers
@@ -41,7 +42,7 @@ def rectify_subject(context: OpExecutionContext, config: RectificationConfig):
                                        actor=actor, warehouse_path=context.resources.storage.warehouse_file(),
                                        dry_run=config.dry_run, log=context.log.info)
         except (RectificationRefused, RegisterError) as exc:
-            raise Failure(str(exc)) from None
+            raise Failure(describe(exc)) from None
     rows = []
     metadata = {"case_id": result.case_id, "dry_run": result.dry_run, "persons_found": result.persons_found}
     for system, r in result.systems.items():

@@ -14,6 +14,7 @@ case closed too. The flow is ``pipelines/restriction/flow.py``.
 
 from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
+from connectors.errors import describe
 from pipelines.concurrency import tags_for
 from pipelines.register import RegisterError
 from pipelines.restriction.flow import RestrictionRefused, lift_restriction, run_restriction
@@ -45,7 +46,7 @@ def restrict_subject(context: OpExecutionContext, config: RestrictionConfig):
                 result = run_restriction(register, case_id, clients=clients, actor=actor, dry_run=config.dry_run,
                                          warehouse_path=context.resources.storage.warehouse_file())
         except (RestrictionRefused, RegisterError) as exc:
-            raise Failure(str(exc)) from None
+            raise Failure(describe(exc)) from None
     metadata = {"case_id": case_id, "lift": config.lift, "dry_run": config.dry_run,
                 "persons_found": result.persons_found}
     for system, o in result.outcomes.items():

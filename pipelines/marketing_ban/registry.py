@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from pipelines.marketing_ban.google import GoogleBanner
-from pipelines.marketing_ban.netvisor import NetvisorBanner
 from pipelines.marketing_ban.pipedrive import PipedriveBanner
-from pipelines.marketing_ban.request_tracker import RequestTrackerBanner
 from pipelines.marketing_ban.trustmary import TrustmaryBanner
 from pipelines.marketing_ban.without_api import BANNERS as ANSWERED_WITHOUT_API
 from pipelines.writeback.base import Banner
@@ -19,8 +17,6 @@ def register_banner(banner: Banner) -> None:
 
 register_banner(PipedriveBanner())
 register_banner(GoogleBanner())
-register_banner(NetvisorBanner())
-register_banner(RequestTrackerBanner())
 register_banner(TrustmaryBanner())
-for _banner in ANSWERED_WITHOUT_API:  # Matomo, Docue: not applicable; Dealfront, Secapp: manual
+for _banner in ANSWERED_WITHOUT_API:  # Netvisor, RT, Matomo, Docue: not applicable; Dealfront, Secapp: manual
     register_banner(_banner)

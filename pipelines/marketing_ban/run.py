@@ -10,7 +10,7 @@ from __future__ import annotations
 from connectors.errors import describe
 from pipelines.marketing_ban.registry import BANNERS
 from pipelines.register.cases import Register
-from pipelines.writeback.base import Clients, Outcome, WritebackSubject
+from pipelines.writeback.base import Clients, Outcome, WritebackSubject, answered_by_officer
 
 
 def ban_everywhere(clients: Clients, subject: WritebackSubject, *, systems=None, dry_run: bool = False
@@ -52,8 +52,11 @@ def ban_everywhere(clients: Clients, subject: WritebackSubject, *, systems=None,
 def record_outcomes(register: Register, case_id: str, outcomes: dict[str, Outcome], *, actor: str) -> None:
     """Each system's answer as its state in the case (an open case), or as one trail event on a
     closed one (a ban applied again after the case closed)."""
-    if register.get(case_id).status == "open":
+    case = register.get(case_id)
+    if case.status == "open":
         for o in outcomes.values():
+            if answered_by_officer(case.systems.get(o.system), o.state):
+                continue  # a re-run (or the nightly re-ban) keeps the officer's answer to a manual task
             register.set_system_state(case_id, o.system, o.state, actor=actor, records=o.records,
                                       detail=o.detail, error=o.error)
     else:

@@ -2,6 +2,9 @@
 with the reason) and systems where a person must act (``manual_open``, with what to do; the
 officer records the answer in the case as ``manual_answered``).
 
+- Netvisor holds billing contacts and invoices: no consent or list to change
+  (``connectors.netvisor.MARKETING_BAN``).
+- Request Tracker holds support correspondence, not marketing consents or lists.
 - Matomo counts web visits and sends nothing; tracking opt-out is a browser cookie.
 - Docue holds contracts and sends only signing invitations.
 - Dealfront (Leadfeeder/Echobot) supplies prospects and identifies visiting companies; its API
@@ -35,6 +38,10 @@ class AnsweredWithoutApi:
 
 
 BANNERS = (
+    AnsweredWithoutApi("netvisor", "Netvisor holds billing contacts and invoices; it sends no marketing and has no "
+                                   "marketing-ban field."),
+    AnsweredWithoutApi("request_tracker", "Request Tracker holds support correspondence, not marketing consents "
+                                          "or lists."),
     AnsweredWithoutApi("matomo", "Matomo analyses web visits and sends no marketing; opting out of tracking is "
                                  "the visitor's browser setting, not a per-person field."),
     AnsweredWithoutApi("docue", "Docue holds contracts and their signers; it sends no marketing "

@@ -22,7 +22,7 @@ from email.utils import formatdate, getaddresses, make_msgid
 import requests
 from dagster import ConfigurableResource
 
-from pipelines.notify.message import Notice
+from pipelines.notify.message import Notice, scrub
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
@@ -79,7 +79,10 @@ def send_mail(settings: SmtpSettings, notice: Notice) -> None:
                 smtp.login(settings.user, settings.password)
             refused = smtp.send_message(msg, from_addr=settings.sender, to_addrs=list(settings.recipients))
     except (smtplib.SMTPException, OSError) as exc:
-        raise NotifyError(f"mail through {settings.host}:{settings.port} failed: {type(exc).__name__}: {exc}") from exc
+        # A refusal quotes the addresses it refused (SMTPRecipientsRefused, SMTPSenderRefused):
+        # keep the server's reason, blank the addresses.
+        raise NotifyError(f"mail through {settings.host}:{settings.port} failed: "
+                          f"{type(exc).__name__}: {scrub(str(exc))}") from exc
     if refused:
         raise NotifyError(f"the mail server refused {len(refused)} of {len(settings.recipients)} recipients")
 

@@ -26,8 +26,7 @@ from pipelines.erasure.flow import resolve_case_subject
 from pipelines.rectification.base import Fix, Plan
 from pipelines.rectification.corrections import load_corrections
 from pipelines.register.cases import Register
-from pipelines.register.description import load_description
-from pipelines.writeback.base import Clients
+from pipelines.writeback.base import Clients, answered_by_officer, mark_uncovered_systems_manual
 
 APPROVAL_ACTION = "rectification"
 
@@ -125,7 +124,7 @@ def run_rectification(register: Register, case_id: str, *, clients: Clients, han
         prior = case.systems.get(system)
         if hasattr(handler, "answer"):
             outcome = handler.answer(subject)
-            if prior is not None and prior.state == "manual_answered" and outcome.state == "manual_open":
+            if answered_by_officer(prior, outcome.state):
                 result.systems[system] = SystemResult(system, prior.state, detail=prior.detail)
                 continue  # the officer has answered the task already
             result.systems[system] = SystemResult(system, outcome.state, outcome.records, detail=outcome.detail)
@@ -138,7 +137,8 @@ def run_rectification(register: Register, case_id: str, *, clients: Clients, han
         register.set_system_state(case_id, system, res.state, actor=actor, records=res.found,
                                   detail=res.detail, error=res.error)
         log(f"{system}: {res.state}, {res.found} records, {res.changed} changed")
-    _mark_manual_systems(register, case, handlers, actor)
+    mark_uncovered_systems_manual(register, case, handlers, actor=actor,
+                                  detail="no automatic rectification for this system: correct by hand")
     return result
 
 
@@ -167,13 +167,3 @@ def _apply_one(handler, clients, subject, fix: Fix, plan: Plan, res: SystemResul
         res.state = "done"
         res.detail = (f"{plan.found} records hold the corrected values; {res.changed} corrected now"
                       + (f" ({fields})" if fields else ""))
-
-
-def _mark_manual_systems(register: Register, case, handlers: dict, actor: str) -> None:
-    """Processors of the register description without a rectifier become manual tasks."""
-    for processor in load_description().get("processors", []):
-        system = processor["system"]
-        prior = case.systems.get(system)
-        if system not in handlers and (prior is None or prior.state == "pending"):
-            register.set_system_state(case.case_id, system, "manual_open", actor=actor,
-                                      detail="no automatic rectification for this system: correct by hand")

@@ -24,7 +24,7 @@ from pipelines.register.description import load_description
 from pipelines.restriction.pipedrive import PipedriveRestrictor
 from pipelines.restriction.store import add_restriction, is_active, lift_decided, marks_of, remove_restriction
 from pipelines.restriction.without_api import ANSWERS
-from pipelines.writeback.base import Clients, Outcome
+from pipelines.writeback.base import Clients, Outcome, answered_by_officer
 
 
 class RestrictionRefused(SafeMessage, RuntimeError):
@@ -82,8 +82,7 @@ def run_restriction(register: Register, case_id: str, *, clients: Clients, actor
         raise RestrictionRefused(f"case {case_id}: no personal email, phone or record to restrict by")
     add_restriction(register, subject, marks, actor=actor)
     for system, o in result.outcomes.items():
-        prior = case.systems.get(system)
-        if prior is not None and prior.state == "manual_answered" and o.state == "manual_open":
+        if answered_by_officer(case.systems.get(system), o.state):
             continue  # answered by the officer already
         register.set_system_state(case_id, system, o.state, actor=actor, records=o.records, detail=o.detail,
                                   error=o.error)

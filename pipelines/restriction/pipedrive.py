@@ -74,12 +74,15 @@ class PipedriveRestrictor:
         for pid, person in todo.items():
             client.update("persons", pid, settings.changes_for(person))
         unmarked = [pid for pid in persons if not _marked(settings, client.get("persons", pid))]
+        # The records that do carry the mark are returned even when others failed: the register
+        # must know them, or lifting the restriction later would leave them marked for good.
+        marked = [str(pid) for pid in persons if pid not in unmarked]
         if unmarked:
             return Outcome(SYSTEM, "failed", len(persons), error=(
                 f"{len(unmarked)} person records do not read back restricted: ids "
-                f"{', '.join(map(str, unmarked[:20]))}")), []
+                f"{', '.join(map(str, unmarked[:20]))}")), marked
         return Outcome(SYSTEM, "done", len(persons), detail=(
-            f"{len(persons)} person records marked restricted ({len(todo)} now)")), [str(p) for p in persons]
+            f"{len(persons)} person records marked restricted ({len(todo)} now)")), marked
 
     def lift(self, clients: Clients, record_ids: list[str]) -> Outcome:
         settings = restriction_settings()

@@ -26,6 +26,7 @@ import duckdb
 
 from pipelines.jobs.export import find_subject
 from pipelines.jobs.exporters import LiveContext as Clients  # API clients by system, opened on first use
+from pipelines.register.description import load_description
 from pipelines.register.identifiers import Identifiers
 
 # What a planned step does to one record.
@@ -125,3 +126,21 @@ class Banner(Protocol):
     def ban(self, clients: Clients, subject: WritebackSubject) -> Outcome: ...
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]: ...
+
+
+def mark_uncovered_systems_manual(register, case, covered, *, actor: str, detail: str) -> None:
+    """Processors of the register description that no handler in ``covered`` answers become
+    ``manual_open`` tasks with ``detail`` (what to do by hand); a system already answered keeps
+    its state."""
+    for processor in load_description().get("processors", []):
+        system = processor["system"]
+        prior = case.systems.get(system)
+        if system not in covered and (prior is None or prior.state == "pending"):
+            register.set_system_state(case.case_id, system, "manual_open", actor=actor, detail=detail)
+
+
+def answered_by_officer(prior, state: str) -> bool:
+    """Whether a system's new ``state`` would reopen a manual task the officer has answered
+    already (``prior`` is the case's current state of the system, or None). A re-run keeps the
+    officer's answer instead of asking again."""
+    return prior is not None and prior.state == "manual_answered" and state == "manual_open"
