@@ -202,6 +202,14 @@ def test_system_states_held_failed_manual_and_close(reg):
     assert actions.count("system_state") == 3 + 5 and actions[-1] == "case_closed" and "approved" in actions
 
 
+def test_a_case_opened_by_the_pipeline_is_verified_in_the_same_transaction(reg):
+    case = reg.new_case("erasure", ids(), actor="retention_review", verified_method="retention review")
+    assert case.verified and case.verified_method == "retention review" and case.verified_by == "retention_review"
+    actions = [r["action"] for r in reg.audit_trail(case.case_id)]
+    assert actions[:2] == ["case_created", "identity_verified"]
+    assert not reg.new_case("erasure", ids(), actor="dpo").verified  # by default a person verifies
+
+
 def test_audit_trail_is_append_only_in_the_database(reg, register_url):
     case = reg.new_case("access", ids(), actor="dpo")
     before = reg.audit_trail(case.case_id)

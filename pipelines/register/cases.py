@@ -220,16 +220,19 @@ class Register:
         received_on: date | str | None = None,
         systems: Iterable[str] = (),
         note: str | None = None,
+        verified_method: str | None = None,
     ) -> Case:
         """Open a case. ``identifiers`` must come from :func:`validate_identifiers`. A second
         access request for the same email or phone within 12 months is flagged as possibly
-        chargeable."""
+        chargeable. ``verified_method`` records the verification in the same transaction (for
+        cases the pipeline opens itself, e.g. the retention review, so no half-made case stays)."""
         if kind not in CASE_KINDS:
             raise RegisterError(f"kind must be one of {', '.join(CASE_KINDS)}")
         if not isinstance(identifiers, Identifiers) or identifiers.is_empty():
             raise RegisterError("identifiers must be validated first (validate_identifiers)")
         actor = _text(actor, "actor", limit=200)
         note = _text(note, "note", required=False)
+        verified_method = _text(verified_method, "verification method", required=False, limit=500)
         received = _day(received_on, "received date") or date.today()
         if received > date.today() + timedelta(days=1):
             raise RegisterError("received date is in the future")
@@ -270,6 +273,10 @@ class Register:
                 "kind": kind, "received_on": received.isoformat(), "due_on": due.isoformat(),
                 "identifier_counts": counts, "possibly_chargeable": chargeable, "note": note,
             })
+            if verified_method:
+                tx.execute("UPDATE cases SET verified_method = ?, verified_by = ?, verified_at = ? WHERE case_id = ?",
+                           [verified_method, actor, now, case_id])
+                self._audit(tx, case_id, actor, "identity_verified", {"method": verified_method})
             if chargeable:
                 self._audit(tx, case_id, actor, "flag_possibly_chargeable",
                             {"reason": "another access request for the same identifier within 12 months"})

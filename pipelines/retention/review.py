@@ -177,9 +177,8 @@ def run_review(con: duckdb.DuckDBPyConnection, register: Register, *, rules: dic
         if dry_run:
             result.would_open += 1
             continue
-        case = register.new_case("erasure", ids, actor=actor, systems=systems, note=(
+        case = register.new_case("erasure", ids, actor=actor, systems=systems, verified_method=REVIEW_METHOD, note=(
             f"retention review: rule {s.rule} ({rules[s.rule]} months), person {s.person_id}"))
-        register.verify(case.case_id, method=REVIEW_METHOD, actor=actor)
         register.record_event(case.case_id, "retention_review", {
             "rule": s.rule, "months": rules[s.rule], "person_id": s.person_id,
             "last_activity": s.last_activity.isoformat(), "relationship_ended": s.ended_on.isoformat() if s.ended_on
