@@ -178,6 +178,18 @@ def new_case(p: Planted | None, *, approve=True, email=None) -> str:
     return case.case_id
 
 
+def answer_manual_tasks(case_id) -> list[str]:
+    """The officer records an answer for every open manual task (Dealfront, the Secapp service
+    ...) through the command line, as the runbook says."""
+    from pipelines.cli import main as cli
+
+    _, case = states(case_id)
+    manual = sorted(s for s, st in case.systems.items() if st.state == "manual_open")
+    for system in manual:
+        assert cli(["request", "answer", case_id, system, "--note", "checked by hand: nothing held"]) == 0
+    return manual
+
+
 def run_job(home, case_id, *, dry_run=False, resources=None):
     """Launch the job as the UI would (its code location's resources) and collect what the run
     page shows."""
@@ -266,9 +278,15 @@ def test_erase_everywhere_then_again_is_harmless(erasure_env, sandbox, google_sa
     st, case = states(case_id)
     for system in SYSTEMS:
         assert st[system] == "done", (system, case.systems[system])
-    assert st["own_stores"] == "done"  # our own stores last, once every system is finished
     assert "| pipedrive | done |" in meta["systems"].value
     assert_no_personal_data(p, logs, repr(case.audit), meta["systems"].value)
+    # Our own stores wait while a manual task is open: the officer still needs the identifiers.
+    assert st["own_stores"] == "pending" and "manual tasks" in case.systems["own_stores"].detail
+    assert answer_manual_tasks(case_id) == ["dealfront", "secapp"]
+    ok, meta, failure, logs = run_job(erasure_env, case_id)
+    assert ok, failure
+    st, case = states(case_id)
+    assert st["own_stores"] == "done"  # our own stores last, once every system is finished
     # The person went on the suppression list (keyed hashes) under this case, for the nightly check.
     added = [a["detail"] for a in case.audit if a["action"] == "suppression_added"]
     assert len(added) == 1 and added[0]["reason"] == "erasure" and added[0]["on_list"]["email"] >= 1
@@ -326,6 +344,7 @@ def test_person_with_invoices_is_held_in_netvisor_until_the_hold_ends(
     with open_register() as reg:
         assert due_followups(reg, date(2031, 12, 31)) == []
         assert due_followups(reg, date(2032, 1, 1)) == [(case_id, "2031-12-31")]
+    answer_manual_tasks(case_id)
     # Time passes: the invoice is now old enough (FY 2018 -> kept to 31.12.2024). The follow-up
     # run erases the contact person and leaves the others alone.
     nv = netvisor_sandbox.netvisor
@@ -364,6 +383,7 @@ def test_system_down_fails_clearly_and_rerun_converges(erasure_env, sandbox, goo
     assert {st[s] for s in ("pipedrive", "netvisor", "request_tracker")} == {"done"}
     assert st["own_stores"] == "pending"
     assert_no_personal_data(p, failure, case.systems["google"].error)
+    answer_manual_tasks(case_id)
     # Back up (on a new port): the re-run finishes Google and re-verifies the rest.
     google_sandbox.start()
     for key, value in google_sandbox.env().items():
@@ -477,7 +497,9 @@ def test_only_a_role_mailbox_is_not_put_on_the_suppression_list(tmp_path, monkey
         reg.approve(case.case_id, action="erasure", actor="t")
         result = run_erasure(reg, case.case_id, clients=LiveContext({}), erasers={}, actor="t", warehouse_path=None,
                              own_stores=lambda s: Outcome("own_stores", "done"))
-        assert result.systems["own_stores"].state == "done"
+        # No eraser at all: every processor is a manual task, and our own stores wait for them.
+        assert result.systems["own_stores"].state == "pending"
+        assert "manual tasks of dealfront, docue" in result.systems["own_stores"].detail
         assert result.identifiers_dropped == {"role_mailbox": 1, "shared_with_others": 0}
         skipped = [a["detail"] for a in reg.get(case.case_id, with_audit=True).audit
                    if a["action"] == "suppression_skipped"]

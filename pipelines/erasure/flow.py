@@ -16,8 +16,9 @@
    delete or mask is left alone ("re-verified"), so a re-run never repeats harm; anything
    else is executed and then re-read by ``verify``. What remains makes the system ``failed``
    with the record ids. One system failing (down, refusing) does not stop the others.
-5. Our own stores last (``own_stores``), once no system is failed or held: erasing them removes
-   the identifiers a re-run or the hold's follow-up would need.
+5. Our own stores last (``own_stores``), once no system is failed, held or pending and every
+   manual task is answered: erasing them removes the identifiers a re-run, the hold's follow-up
+   or the officer doing a manual task would need.
 
 A held system (Netvisor bookkeeping hold) keeps ``held`` with ``held_until`` = the hold's last
 day; ``due_followups`` lists the cases whose holds have ended, for the daily sensor.
@@ -244,8 +245,16 @@ def _own_stores_step(register, case, result: ErasureResult, subject, own_stores,
         result.systems[OWN_STORES] = SystemResult(OWN_STORES, "done", reverified=True)
         return
     waiting = sorted(s for s, r in result.systems.items() if r.state in ("failed", "held", "pending"))
-    if waiting:
-        detail = f"waits for {', '.join(waiting)}: the identifiers are needed until every system is finished"
+    # An open manual task needs the identifiers too: the officer must still see whom to erase
+    # by hand (Dealfront, the Secapp service, Trustmary's reviews ...). Answer it, run again.
+    manual = sorted(s for s, st in register.get(case.case_id).systems.items()
+                    if st.state == "manual_open" and s != OWN_STORES)
+    if waiting or manual:
+        reasons = [f"waits for {', '.join(waiting)}"] if waiting else []
+        if manual:
+            reasons.append(f"waits for the manual tasks of {', '.join(manual)} (record each answer with "
+                           "`contact-register request answer CASE SYSTEM --note ...`, then run the erasure again)")
+        detail = "; ".join(reasons) + ": the identifiers are needed until every system is finished"
         register.set_system_state(case.case_id, OWN_STORES, "pending", actor=actor, detail=detail)
         result.systems[OWN_STORES] = SystemResult(OWN_STORES, "pending", detail=detail)
         return
