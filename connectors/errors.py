@@ -75,6 +75,10 @@ class SafeMessage:
     data (ids, counts, states, field names), so :func:`describe` may show them."""
 
 
+class SettingMissing(SafeMessage, ValueError):
+    """A connector setting (URL, token, id) is empty: the message names the setting."""
+
+
 def describe(exc: BaseException, limit: int = 1500) -> str:
     """An exception as text for logs, cases and Dagster: the class name, plus the message for
     connector errors and :class:`SafeMessage` exceptions. A foreign exception's text may quote

@@ -67,6 +67,7 @@ from connectors.errors import (
     FatalError,
     NotFoundError,
     RetryableError,
+    SettingMissing,
 )
 from connectors.http import HttpClient, RetryPolicy, safe_path
 from connectors.legal_hold import BOOKS, VOUCHER, FinancialYears, LegalHold, hold_for
@@ -475,7 +476,7 @@ class NetvisorClient:
         for name, value in (("customer_id", customer_id), ("partner_id", partner_id), ("customer_key", customer_key),
                             ("partner_key", partner_key), ("organisation_id", organisation_id), ("sender", sender)):
             if not value:
-                raise ValueError(f"Netvisor setting {name} is empty")
+                raise SettingMissing(f"Netvisor setting {name} is empty")
         self.creds = Credentials(sender, customer_id, partner_id, customer_key, partner_key, organisation_id, language)
         self.retry = retry
         # pool_size 1: never more than one connection, as never more than one call at a time.

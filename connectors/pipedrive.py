@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import requests
 from pipedrive.client import Client as _PipedriveLibClient
 
-from connectors.errors import BadPayloadError
+from connectors.errors import BadPayloadError, SettingMissing
 from connectors.http import HttpClient, RateLimitHeaders, RetryPolicy, parse_retry_after
 
 SYSTEM = "pipedrive"
@@ -132,9 +132,9 @@ class PipedriveClient:
         include_marketing_status: bool = True,
     ) -> None:
         if not base_url:
-            raise ValueError("Pipedrive base URL is empty (set PIPEDRIVE_BASE_URL)")
+            raise SettingMissing("Pipedrive base URL is empty (set PIPEDRIVE_BASE_URL)")
         if not api_token:
-            raise ValueError("Pipedrive API token is empty (set PIPEDRIVE_API_TOKEN)")
+            raise SettingMissing("Pipedrive API token is empty (set PIPEDRIVE_API_TOKEN)")
         if not 1 <= page_limit <= MAX_LIMIT:
             raise ValueError(f"page_limit must be 1..{MAX_LIMIT}")
         self.page_limit = page_limit
