@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ ALWAYS_NOTES = (
 
 @dataclass
 class Findings:
-    gmail: list[dict] = field(default_factory=list)  # {user, user_id, message_id, labels}
+    gmail: list[dict] = field(default_factory=list)  # {user, user_id, message_id, labels, others}
     calendar: list[dict] = field(default_factory=list)  # {user, user_id, event_id, attendees, organizer}
     drive: list[dict] = field(default_factory=list)  # {user, user_id, file_id, permission_ids, owner}
     contacts: list[dict] = field(default_factory=list)  # {user, user_id, resource_name}
@@ -50,6 +51,15 @@ def _norm(address: Any) -> str:
     return str(address or "").strip().lower()
 
 
+def _other_participants(message: dict, who: str) -> int:
+    """How many addresses besides ``who`` the message's From/To/Cc/Bcc name: deleting a message
+    sent to hundreds deletes their data too, so the eraser asks a person above a limit."""
+    headers = (message.get("payload") or {}).get("headers") or []
+    values = [str(h.get("value") or "") for h in headers
+              if str(h.get("name") or "").lower() in ("from", "to", "cc", "bcc")]
+    return len({_norm(addr) for _, addr in getaddresses(values) if "@" in addr} - {who})
+
+
 def find(client: GoogleWorkspaceClient, email: str, mailing_lists: tuple[str, ...] = ()) -> Findings:
     who = _norm(email)
     out = Findings()
@@ -59,9 +69,9 @@ def find(client: GoogleWorkspaceClient, email: str, mailing_lists: tuple[str, ..
         q = f"from:{who} OR to:{who} OR cc:{who} OR bcc:{who}"
         ids = [i for page in client.gmail_ids(u, q=q, include_spam_trash=True) for i in page]
         if ids:
-            got, _gone = client.gmail_get_many(u, ids, fmt="minimal")
-            out.gmail += [{"user": u, "user_id": uid, "message_id": i, "labels": got[i].get("labelIds") or []}
-                          for i in ids if i in got]
+            got, _gone = client.gmail_get_many(u, ids, fmt="metadata")
+            out.gmail += [{"user": u, "user_id": uid, "message_id": i, "labels": got[i].get("labelIds") or [],
+                           "others": _other_participants(got[i], who)} for i in ids if i in got]
         for page in client.calendar_events(u, q=who):
             for ev in page.get("items") or []:
                 emails = [_norm(a.get("email")) for a in ev.get("attendees") or []]
@@ -124,9 +134,11 @@ def export(client: GoogleWorkspaceClient, email: str, out_dir: str | Path,
 
 
 def erase(client: GoogleWorkspaceClient, email: str, *, permanent: bool = False,
-          mailing_lists: tuple[str, ...] = ()) -> dict[str, Any]:
+          mailing_lists: tuple[str, ...] = (), max_other_participants: int | None = None) -> dict[str, Any]:
     """Delete (or trash) mail, drop the attendee from events without mailing anyone, remove
-    Drive permissions, delete contacts and mailing-list memberships. Returns a report."""
+    Drive permissions, delete contacts and mailing-list memberships. Returns a report.
+    A message naming more than ``max_other_participants`` other addresses (a mass mailing) is
+    left for a person to decide: the Gmail API cannot remove one recipient from a message."""
     who = _norm(email)
     found = find(client, email, mailing_lists)
     gmail = client.gmail().users().messages()
@@ -134,6 +146,10 @@ def erase(client: GoogleWorkspaceClient, email: str, *, permanent: bool = False,
     manual: list[str] = []
     by_user: dict[str, list[str]] = {}
     for m in found.gmail:
+        if max_other_participants is not None and m["others"] > max_other_participants:
+            manual.append(f"gmail message {m['message_id']} of user {m['user_id']} also names {m['others']} "
+                          "other people: deleting it would delete their data too")
+            continue
         by_user.setdefault(m["user"], []).append(m["message_id"])
     for user, ids in by_user.items():
         if permanent:

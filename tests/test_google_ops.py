@@ -124,3 +124,21 @@ def test_a_read_only_client_cannot_erase(google_sandbox):
     with pytest.raises(AuthError, match="403"):
         erase(reader, who)
     assert find(reader, who).counts().get("gmail", 0) >= 1  # nothing was deleted
+
+
+def test_a_mass_mailing_is_left_to_a_person_not_deleted_with_everyone_in_it(client, google_sandbox):
+    """Deleting a message deletes every recipient's data with it: above the limit it is a manual task."""
+    g = google_sandbox.google
+    who = "maija.erasure-test@esimerkki.fi"
+    alice = g.user_emails()[0]
+    g.add_message(alice, [("From", f"Maija <{who}>"), ("To", alice), ("Subject", "Oma viesti")])
+    crowd = ", ".join(f"vastaanottaja{i}@esimerkki.fi" for i in range(30))
+    g.add_message(alice, [("From", alice), ("To", alice), ("Bcc", f"{crowd}, {who}"), ("Subject", "Uutiskirje")])
+    found = find(client, who)
+    assert sorted(m["others"] for m in found.gmail) == [1, 31]
+    report = erase(client, who, permanent=True, max_other_participants=20)
+    assert report["done"]["gmail"] == 1
+    assert len(report["manual"]) == 1 and "31 other people" in report["manual"][0]
+    assert [m["others"] for m in find(client, who).gmail] == [31]  # the mailing is still there
+    for m in found.gmail:  # and nothing about the person leaks into the task text
+        assert who not in report["manual"][0] and m["user"] not in report["manual"][0]

@@ -1,7 +1,9 @@
 """Google Workspace eraser over ``connectors.google_workspace_ops`` (find / erase), once per
 personal email of the subject (shared and role mailboxes were dropped by ``matching``).
 
-- mail in any mailbox from/to/cc the address: deleted (``permanent: true``) or trashed;
+- mail in any mailbox from/to/cc the address: deleted (``permanent: true``) or trashed; a
+  message that also names more than ``max_other_participants`` others (a mass mailing) is a
+  manual task, since deleting it would delete their data too;
 - calendar events: the person is removed from the attendees (nobody is mailed); events the
   person organised are manual tasks;
 - Drive: the person's permissions are removed; files they own are manual tasks;
@@ -28,6 +30,9 @@ class GoogleEraser:
         self.policy = policy or system_policy(SYSTEM)
         self.permanent = bool(self.policy.get("permanent", True))
         self.mailing_lists = tuple(self.policy.get("mailing_lists") or ())
+        # A message that also names more people than this is a manual task, not a deletion.
+        limit = self.policy.get("max_other_participants", 20)
+        self.max_other_participants = None if limit is None else int(limit)
 
     def _findings(self, clients: Clients, subject: WritebackSubject) -> list[Findings]:
         client = clients.client(SYSTEM)
@@ -36,7 +41,11 @@ class GoogleEraser:
     def _steps(self, found: Findings) -> list[PlannedStep]:
         steps = []
         for m in found.gmail:
-            if self.permanent or "TRASH" not in m["labels"]:
+            if self.max_other_participants is not None and m["others"] > self.max_other_participants:
+                steps.append(PlannedStep(SYSTEM, "gmail_message", f"{m['user_id']}/{m['message_id']}", "manual",
+                                         f"also names {m['others']} other people: deleting it would delete "
+                                         "their data too; decide by hand"))
+            elif self.permanent or "TRASH" not in m["labels"]:
                 steps.append(PlannedStep(SYSTEM, "gmail_message", f"{m['user_id']}/{m['message_id']}", "delete",
                                          "deleted for good" if self.permanent else "moved to trash"))
         for ev in found.calendar:
@@ -72,7 +81,8 @@ class GoogleEraser:
         manual = 0
         for email in subject.emails:
             # erase() finds again and acts on what it finds: a re-run after a kill is harmless.
-            report = erase(client, email, permanent=self.permanent, mailing_lists=self.mailing_lists)
+            report = erase(client, email, permanent=self.permanent, mailing_lists=self.mailing_lists,
+                           max_other_participants=self.max_other_participants)
             for k, n in report["done"].items():
                 done[k] = done.get(k, 0) + n
             manual += len(report["manual"])
