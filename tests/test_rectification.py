@@ -203,3 +203,25 @@ def test_restriction_sets_and_lifts_the_label_and_hides_the_person_from_analysts
     assert warehouse_rows("SELECT restricted FROM persons WHERE person_id = ?", [person_id]) == [(False,)]
     assert warehouse_rows("SELECT count(*) FROM analyst_persons")[0][0] == total
     assert cli(["request", "lift-restriction", case_id, "--reason", "again"]) == 2  # nothing left to lift
+
+
+def test_a_netvisor_title_correction_is_a_manual_task_not_a_failure(netvisor_sandbox, tmp_path):
+    """getcustomer.nv does not return a contact person's title, so a title written through the
+    API could never be read back: the rectifier leaves it to a person instead of failing forever."""
+    from netvisor_support import netvisor_client
+    from pipelines.rectification.base import Fix
+    from pipelines.rectification.netvisor import NetvisorRectifier
+    from pipelines.writeback.base import Clients, WritebackSubject
+
+    nv = netvisor_sandbox.netvisor
+    cid = next(c for c, rec in nv.customers.items() if not rec["is_private"])
+    email = "titteli.testi@esimerkki.fi"
+    pid = nv.add_contact_person(cid, "Titta", "Titteli", email=email)
+    subject = WritebackSubject("REC-test", validate_identifiers([email]), emails=[email], names=["Titta Titteli"])
+    clients = Clients({"netvisor": lambda: netvisor_client(netvisor_sandbox, tmp_path)})
+    try:
+        plan = NetvisorRectifier().plan(clients, subject, Fix.for_subject(subject, {"title": "Talousjohtaja"}))
+    finally:
+        clients.close()
+    assert plan.found == 1 and plan.changes == []
+    assert f"{cid}/{pid}" in plan.manual and "title" in plan.manual and email not in plan.manual

@@ -1,5 +1,6 @@
 """Netvisor rectifier: billing contact persons (``contactperson.nv?method=edit``: first and last
-name, email, phone, title), read back by ``NetvisorClient.edit_contact_person`` itself.
+name, email, phone), read back by ``NetvisorClient.edit_contact_person`` itself. A title is a
+manual task: ``getcustomer.nv`` does not return it, so a written title could not be verified.
 
 Netvisor has no search by email, so the customers are read as the eraser reads them and the
 subject's records picked with ``matching.is_subject_record``. A private customer, or a company
@@ -29,7 +30,7 @@ class NetvisorRectifier:
         client = clients.client(SYSTEM)
         finder = fix.finder(subject)
         plan = Plan()
-        by_hand = []
+        by_hand, title_by_hand = [], []
         keys = [c["netvisor_key"] for c in client.customer_list().items if isinstance(c["netvisor_key"], int)]
         for c in (c for batch in client.get_customers(keys) for c in batch):  # with their contact persons
             cid = c["netvisor_key"]
@@ -53,14 +54,21 @@ class NetvisorRectifier:
                 phone = corrected_single(cp.get("phone"), *phone_fix(fix))
                 if phone:
                     payload["phone"] = phone
-                if fix.get("title") and (cp.get("title") or "") != fix.get("title"):
-                    payload["title"] = fix.get("title")
+                if fix.get("title"):
+                    # getcustomer.nv does not return a contact person's title, so a written title
+                    # could never be read back (and the plan would never come out empty).
+                    title_by_hand.append(f"{cid}/{cp['id']}")
                 if payload:
                     plan.changes.append(Change("contact_person", f"{cid}/{cp['id']}", tuple(sorted(payload)), payload))
+        manual = []
         if by_hand:
             plan.found += len(by_hand)
-            plan.manual = (f"{len(by_hand)} customer records (ids {', '.join(by_hand[:20])}) name the person in the "
-                           "customer's own fields, which the API can only blank: correct them in Netvisor by hand")
+            manual.append(f"{len(by_hand)} customer records (ids {', '.join(by_hand[:20])}) name the person in the "
+                          "customer's own fields, which the API can only blank: correct them in Netvisor by hand")
+        if title_by_hand:
+            manual.append(f"the title of contact persons {', '.join(title_by_hand[:20])}: Netvisor's API does not "
+                          "return titles, so a correction could not be verified: correct it in Netvisor by hand")
+        plan.manual = "; ".join(manual) or plan.manual
         return plan
 
     def apply(self, clients: Clients, change: Change) -> None:
