@@ -28,7 +28,9 @@ KIND_PREFIX = {"access": "ACC", "erasure": "ERA", "restriction": "RES", "objecti
 ANSWER_MONTHS = 1  # GDPR art. 12(3): one month ...
 MAX_MONTHS = 3  # ... extendable by two further months
 FREE_ACCESS_DAYS = 365  # privacy notice: an access request is free once a year
-OPEN_SYSTEM_STATES = ("pending", "manual_open")
+# States that keep a case from closing (without force): work still to do, a failure to retry,
+# or a hold whose follow-up erasure needs the case open (closing deletes the identifiers).
+OPEN_SYSTEM_STATES = ("pending", "manual_open", "failed", "held")
 MAX_NOTE = 2000
 REDACTED_PREFIX = "hmac-sha256:"  # case_identifiers value of an identifier replaced by its keyed hash
 
@@ -460,8 +462,8 @@ class Register:
     # -- closing ----------------------------------------------------------------------------
 
     def close_case(self, case_id: str, *, outcome: str, actor: str, force: bool = False) -> Case:
-        """Close the case. Open per-system work (pending, manual task open) blocks closing unless
-        ``force``. The identifiers given are deleted: accountability needs only the keyed
+        """Close the case. Open per-system work (pending, manual task open, failed, held) blocks
+        closing unless ``force``. The identifiers given are deleted: accountability needs only the keyed
         hashes, the states and the audit trail."""
         outcome = _text(outcome, "outcome", limit=500)
         actor = _text(actor, "actor", limit=200)
