@@ -1,12 +1,13 @@
 """`make demo`: start the sandbox, run nightly_sync once, then serve the Dagster UI.
 
-Runs in the foreground; Ctrl-C stops the UI and the sandbox. The sandbox's settings are written
+Runs in the foreground; Ctrl-C (or SIGTERM) stops the UI, Request Tracker and the sandbox. The sandbox's settings are written
 to ``data/sandbox.env`` (shell-sourceable) so a second terminal can use them too.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,7 +54,14 @@ def sandbox_env() -> dict[str, str]:
     return env
 
 
+def _stop_on_sigterm(_signum, _frame) -> None:
+    # A demo started from a script or a service manager is stopped with SIGTERM, not Ctrl-C:
+    # take the same way out, so that RT, the sandbox and the UI are stopped too.
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     os.environ.setdefault("DAGSTER_HOME", str(Path("data/dagster").resolve()))
     print("Starting the sandbox (imitated SaaS APIs with synthetic Finnish contacts)...", flush=True)
     sandbox = start_sandbox()
