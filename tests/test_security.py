@@ -123,12 +123,13 @@ def test_demo_run_leaves_no_personal_data_or_secret_in_logs(demo_folder, request
     assert any("compute_logs" in str(p) for p in logs), "no compute logs were captured"
     assert any(p.suffix == ".db" for p in logs), "no Dagster run/event storage was found"
     needles = personal_needles(World.generate()) | personal_needles(World.generate(**RT_WORLD))
-    # The needles are the spellings the pipeline really handled: every email of the warehouse.
+    # And the spellings the pipeline really handled: every email of the warehouse. (The session's
+    # RT also holds people other tests planted, whom the worlds do not know.)
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     handled = {r[0].lower().encode() for r in con.execute("SELECT DISTINCT unnest(emails) FROM persons").fetchall()}
     con.close()
-    unknown = len(handled - needles)  # a count: the report must not repeat the data
-    assert len(handled) > 100 and unknown == 0, f"{unknown} warehouse emails are not among the needles"
+    assert len(handled) > 100, "the demo sync handled too few emails for the check to mean anything"
+    needles |= handled
     assert scan(logs, needles) == {}, "personal data in logs or Dagster storage"
     secrets = {v.lower().encode() for k, v in env.items() if SECRET_KEYS.search(k) and len(v) >= 8}
     # The service account's private key would leak in pieces, not as the whole JSON: look for
