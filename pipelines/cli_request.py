@@ -235,6 +235,7 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         if args.due:
             groups = register.due(today=date.today(), soon_days=args.soon_days)
             rows = [("overdue", c) for c in groups["overdue"]] + [("due soon", c) for c in groups["due_soon"]]
+            rows += [("answered; held until a legal hold ends", c) for c in groups["held"]]
         else:
             rows = [("", c) for c in register.list_cases(status=None if args.all else "open", kind=args.kind)]
         if args.json:

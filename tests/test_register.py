@@ -141,6 +141,18 @@ def test_overdue_and_due_soon_listing(reg):
     assert [c.case_id for c in due["overdue"]] == [overdue.case_id]
     assert [c.case_id for c in due["due_soon"]] == [soon.case_id]
     assert later.case_id not in {c.case_id for c in due["overdue"] + due["due_soon"]}
+    # A case answered everywhere but waiting for a legal hold's follow-up is not overdue (it stays
+    # open for years by design), while one with a system still failing is.
+    held = reg.new_case("erasure", ids(emails=["e@x.fi"], phones=[]), actor="dpo",
+                        received_on=add_months(today, -2), systems=["pipedrive", "netvisor", "own_stores"])
+    reg.set_system_state(held.case_id, "pipedrive", "done", actor="job")
+    reg.set_system_state(held.case_id, "netvisor", "held", actor="job", detail="kirjanpitolaki", held_until="2032-12-31")
+    due = reg.due(today=today, soon_days=7)
+    assert [c.case_id for c in due["held"]] == [held.case_id]
+    assert held.case_id not in {c.case_id for c in due["overdue"]}
+    reg.set_system_state(held.case_id, "pipedrive", "failed", actor="job", error="RetryableError: 503")
+    assert held.case_id in {c.case_id for c in reg.due(today=today)["overdue"]}
+    reg.close_case(held.case_id, outcome="test", actor="dpo", force=True)
     # An extension moves an overdue case out of the overdue list.
     reg.extend(overdue.case_id, new_due_on=today + timedelta(days=30), reason="extended in time", actor="dpo")
     assert reg.due(today=today)["overdue"] == []

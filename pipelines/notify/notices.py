@@ -84,6 +84,9 @@ def deadline_notice(register: Register, *, today: date, soon_days: int = 7,
         lines += ["Manual tasks open (a system without an automatic answer: ask or check it by hand, then "
                   "record the answer with `contact-register request`):"]
         lines += [f"  - {cid}: {', '.join(systems)}" for cid, systems in manual] + [""]
+    if due["held"]:
+        lines += ["Answered, open only for a legal hold's follow-up erasure (nothing to do; not overdue): "
+                  + ", ".join(c.case_id for c in due["held"]), ""]
     if stale:
         lines += ["Systems not refreshed lately (requests see their data as of the last successful sync):"]
         lines += [_sync_line(s, now) for s in stale] + [""]

@@ -529,15 +529,24 @@ class Register:
         return [Case(*r[:10], bool(r[10]), *r[11:]) for r in rows]
 
     def due(self, *, today: date | None = None, soon_days: int = 7) -> dict[str, list[Case]]:
-        """Open cases past their due date (``overdue``) and due within ``soon_days`` (``due_soon``)."""
+        """Open cases past their due date (``overdue``) and due within ``soon_days`` (``due_soon``).
+        A case whose only remaining work is a legal hold's follow-up (every other system answered)
+        is listed under ``held`` instead: it stays open for years by design, and counting it as
+        overdue every day would bury the cases that really are."""
         today = today or date.today()
         horizon = today + timedelta(days=soon_days)
-        out: dict[str, list[Case]] = {"overdue": [], "due_soon": []}
+        out: dict[str, list[Case]] = {"overdue": [], "due_soon": [], "held": []}
         for case in self.list_cases(status="open"):
             due = date.fromisoformat(case.due_on)
-            if due < today:
+            if due > horizon:
+                continue
+            # own_stores waits for the hold too (the erasure erases our stores last).
+            states = {st.state for name, st in self.get(case.case_id).systems.items() if name != "own_stores"}
+            if "held" in states and not states & {"pending", "manual_open", "failed"}:
+                out["held"].append(case)
+            elif due < today:
                 out["overdue"].append(case)
-            elif due <= horizon:
+            else:
                 out["due_soon"].append(case)
         return out
 
