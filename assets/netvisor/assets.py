@@ -2,14 +2,13 @@
 resource that configures the client from the environment."""
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableResource, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableResource, multi_asset
 
 from assets.netvisor.extract import ENTITIES, SPECS
 from assets.netvisor.sync import sync_netvisor
-from assets.raw_sync import RawSyncConfig, entity_metadata, raw_store_for
+from assets.raw_sync import RawSyncConfig, run_raw_sync
 from assets.resources import DEFAULT_RAW_DIR, StorageResource
 from connectors.legal_hold import FinancialYears
 from connectors.netvisor import NetvisorClient
@@ -68,18 +67,5 @@ def raw_netvisor(
     netvisor: NetvisorResource,
     storage: StorageResource,
 ):
-    client = netvisor.client()
-    try:
-        with raw_store_for(storage, "netvisor", config) as store:
-            result = sync_netvisor(
-                client,
-                store,
-                reconcile_every=timedelta(hours=config.reconcile_every_hours),
-                max_delete_share=config.max_delete_share,
-            )
-    finally:
-        client.close()
-    context.log.info(f"netvisor sync: {result.requests} requests, {result.retries} retries")
-    for entity, key in RAW_NETVISOR_KEYS.items():
-        r = result.entities[entity]
-        yield MaterializeResult(asset_key=key, metadata=entity_metadata("netvisor", SPECS[entity].name, r))
+    yield from run_raw_sync(context, "netvisor", netvisor.client(), storage, config, sync_netvisor,
+                            RAW_NETVISOR_KEYS, SPECS)

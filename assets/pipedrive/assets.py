@@ -1,12 +1,11 @@
 """Dagster assets for Pipedrive: the ``raw_pipedrive.*`` tables, written by one step."""
 
-from datetime import timedelta
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
 from assets.pipedrive.extract import SPECS
 from assets.pipedrive.sync import sync_pipedrive
-from assets.raw_sync import RawSyncConfig, entity_metadata, raw_store_for
+from assets.raw_sync import RawSyncConfig, run_raw_sync
 from assets.resources import PipedriveResource, StorageResource
 from connectors.pipedrive import ENTITIES
 
@@ -31,18 +30,5 @@ def raw_pipedrive(
     pipedrive: PipedriveResource,
     storage: StorageResource,
 ):
-    client = pipedrive.client()
-    try:
-        with raw_store_for(storage, "pipedrive", config) as store:
-            result = sync_pipedrive(
-                client,
-                store,
-                reconcile_every=timedelta(hours=config.reconcile_every_hours),
-                max_delete_share=config.max_delete_share,
-            )
-    finally:
-        client.close()
-    context.log.info(f"pipedrive sync: {result.requests} requests, {result.retries} retries")
-    for entity, key in RAW_PIPEDRIVE_KEYS.items():
-        r = result.entities[entity]
-        yield MaterializeResult(asset_key=key, metadata=entity_metadata("pipedrive", SPECS[entity].name, r))
+    yield from run_raw_sync(context, "pipedrive", pipedrive.client(), storage, config, sync_pipedrive,
+                            RAW_PIPEDRIVE_KEYS, SPECS)

@@ -1,11 +1,10 @@
 """Dagster assets for Request Tracker: the ``raw_request_tracker.*`` tables, written by one step."""
 
 import os
-from datetime import timedelta
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableResource, MaterializeResult, multi_asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, ConfigurableResource, multi_asset
 
-from assets.raw_sync import RawSyncConfig, entity_metadata, raw_store_for
+from assets.raw_sync import RawSyncConfig, run_raw_sync
 from assets.request_tracker.sync import SPECS, TABLES, sync_request_tracker
 from assets.resources import StorageResource
 from connectors.request_tracker import RequestTrackerClient, RtAdminTools
@@ -53,21 +52,5 @@ def raw_request_tracker(
     request_tracker: RequestTrackerResource,
     storage: StorageResource,
 ):
-    client = request_tracker.client()
-    try:
-        with raw_store_for(storage, "request_tracker", config) as store:
-            result = sync_request_tracker(
-                client, store,
-                reconcile_every=timedelta(hours=config.reconcile_every_hours),
-                max_delete_share=config.max_delete_share,
-            )
-            people = store.con.execute("SELECT count(*) FROM ticket_people").fetchone()[0]
-    finally:
-        client.close()
-    context.log.info(f"request_tracker sync: {result.requests} requests, {result.retries} retries")
-    for table, key in RAW_REQUEST_TRACKER_KEYS.items():
-        if table == "ticket_people":
-            yield MaterializeResult(asset_key=key, metadata={"rows": people, "table": "raw_request_tracker.ticket_people"})
-            continue
-        r = result.entities[table]
-        yield MaterializeResult(asset_key=key, metadata=entity_metadata("request_tracker", SPECS[table].name, r))
+    yield from run_raw_sync(context, "request_tracker", request_tracker.client(), storage, config,
+                            sync_request_tracker, RAW_REQUEST_TRACKER_KEYS, SPECS)
