@@ -44,6 +44,8 @@ Erasure (``erase``) and why rt-shredder, not RT's "Anonymize" action:
   store), the dump is written there and deleted once the erasure verified clean.
 - The admin tools run on the RT host: ``RtAdminTools(command_prefix=...)`` (e.g. ``ssh rt-host
   sudo -u www-data``, or nothing when RT runs locally), with ``RT_SITE_CONFIG`` passed through.
+  Their arguments (the person's e-mail and names for rt-munge-attachments) travel on stdin: the
+  command line is ``perl - /usr/sbin/rt-<tool>-5``, so ``ps`` and sudo's log never show them.
 Marketing ban: not applicable; RT holds support correspondence, not marketing consents.
 """
 
@@ -139,8 +141,26 @@ class ErasureReport:
     notes: list[str] = field(default_factory=list)
 
 
+# Runs one of RT's admin scripts with its arguments read from stdin (NUL-terminated, after the
+# program's __END__) instead of the command line, in the same perl process (``do``, not exec,
+# which would put them back on a command line). The arguments of rt-munge-attachments are the
+# person's e-mail and names: on a command line they would be in ``ps``, /proc/*/cmdline and
+# sudo's log on the RT host. The command line is only ``perl - /usr/sbin/<tool>``, which also
+# passes through ``ssh host sudo -u www-data`` without any quoting.
+STDIN_ARGS_PROGRAM = r"""
+my $tool = shift @ARGV;
+-r $tool or die "cannot read $tool\n";
+{ local $/ = "\0"; @ARGV = <DATA>; chomp @ARGV; }
+$0 = $tool;
+do $tool;
+die $@ if $@;
+__END__
+"""
+
+
 class RtAdminTools:
-    """RT's command-line tools (``rt-shredder``, ``rt-munge-attachments``) on the RT host."""
+    """RT's command-line tools (``rt-shredder``, ``rt-munge-attachments``) on the RT host.
+    Their arguments go on stdin (``STDIN_ARGS_PROGRAM``), never on a command line."""
 
     def __init__(self, *, command_prefix: Sequence[str] = (), env: dict[str, str] | None = None,
                  shredder: str = "/usr/sbin/rt-shredder-5", munge: str = "/usr/sbin/rt-munge-attachments-5",
@@ -151,20 +171,24 @@ class RtAdminTools:
         self.munge = munge
         self.timeout_s = timeout_s
 
-    def _run(self, argv: list[str]) -> None:
+    def _run(self, tool: str, args: list[str]) -> None:
+        if any("\0" in a for a in args):
+            raise ValueError("an admin tool argument cannot hold a NUL character")
+        stdin = STDIN_ARGS_PROGRAM.encode() + b"".join(a.encode("utf-8") + b"\0" for a in args)
         env = dict(os.environ, **self.env)
-        done = subprocess.run(self.prefix + argv, env=env, capture_output=True, text=True, timeout=self.timeout_s)
+        done = subprocess.run(self.prefix + ["perl", "-", tool], input=stdin, env=env, capture_output=True,
+                              timeout=self.timeout_s)
         if done.returncode != 0:
             # The tools' output names objects and may quote data: log only the tool and code.
-            raise FatalError(f"{Path(argv[0]).name} exited with {done.returncode}", system=SYSTEM)
+            raise FatalError(f"{Path(tool).name} exited with {done.returncode}", system=SYSTEM)
 
     def shred(self, plugin: str, *, sqldump: Path | None) -> None:
         dump = ["--sqldump", str(sqldump)] if sqldump else ["--no-sqldump"]
-        self._run([self.shredder, "--force", *dump, "--plugin", plugin])
+        self._run(self.shredder, ["--force", *dump, "--plugin", plugin])
 
     def munge_tickets(self, ticket_ids: Sequence[int], search: str, replacement: str) -> None:
-        self._run([self.munge, f"--tickets={','.join(str(i) for i in ticket_ids)}",
-                   f"--search={search}", f"--replacement={replacement}"])
+        self._run(self.munge, [f"--tickets={','.join(str(i) for i in ticket_ids)}",
+                               f"--search={search}", f"--replacement={replacement}"])
 
 
 class RequestTrackerClient:

@@ -7,9 +7,11 @@ import base64
 import quopri
 import re
 import sqlite3
+import threading
 import time
 from datetime import timedelta
 
+import psutil
 import pytest
 import requests
 
@@ -255,6 +257,37 @@ def test_erasure_leaves_no_trace_in_rest2_or_database(client, request_tracker, t
         assert store.con.execute("SELECT count(*) FROM ticket_people WHERE user_id = ?", [int(user["id"])]).fetchone()[0] == 0
     # Twice is harmless.
     assert client.erase(email).status == "not_found"
+
+
+def test_erasure_keeps_the_person_off_every_command_line(client):
+    """rt-shredder and rt-munge-attachments run while a watcher reads every process's command
+    line (what `ps`, /proc and sudo's log show): the person's e-mail and name are never there."""
+    user, _ = pick_person(client, shared=True)
+    email, name = user["EmailAddress"], user["RealName"]
+    needles = [email.casefold(), name.casefold()]
+    seen_tools: list[str] = []
+    leaks: set[int] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for proc in psutil.process_iter(["cmdline"]):
+                line = " ".join(proc.info["cmdline"] or [])
+                if "rt-munge-attachments" in line or "rt-shredder" in line:
+                    seen_tools.append(line)
+                if any(n in line.casefold() for n in needles):
+                    leaks.add(proc.pid)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        report = client.erase(email, names=[name], policy=ErasurePolicy(shared_tickets="scrub"))
+    finally:
+        stop.set()
+        watcher.join()
+    assert report.status == "done" and report.shared_tickets, report
+    assert any("rt-munge-attachments" in line for line in seen_tools)  # the watcher saw the tools run
+    assert not leaks, f"the person's identifiers were on the command lines of {len(leaks)} processes"
 
 
 def test_erasure_of_unknown_person_is_not_found(client):
