@@ -72,3 +72,14 @@ def is_subject_record(subject: WritebackSubject, *, name: str | None, emails=(),
     if not keys or not name or not name.strip():
         return True
     return name_key(name) in keys
+
+
+def is_subject_full_name(subject: WritebackSubject, name: str | None) -> bool:
+    """A record that has no e-mail is a *candidate* of the subject's when its full name is one of
+    theirs: at least two name words on both sides (a first name alone matches too many people),
+    word order and accents aside. Never proof: callers list such records for the officer to
+    confirm and act on none of them."""
+    key = name_key(name or "")
+    if len(key.split()) < 2:
+        return False
+    return key in {name_key(n) for n in subject.names if n and len(name_key(n).split()) >= 2}
