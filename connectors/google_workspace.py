@@ -46,6 +46,7 @@ SYSTEM = "google"
 
 SCOPES_READ = (
     "https://www.googleapis.com/auth/admin.directory.user.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",  # groups.list?userKey= (find, export)
     "https://www.googleapis.com/auth/gmail.readonly",
     "https://www.googleapis.com/auth/calendar.readonly",
     "https://www.googleapis.com/auth/drive.readonly",
@@ -59,7 +60,8 @@ SCOPES_WRITE = (
     "https://www.googleapis.com/auth/contacts",
     "https://www.googleapis.com/auth/contacts.other.readonly",
     "https://www.googleapis.com/auth/admin.directory.user.readonly",
-    "https://www.googleapis.com/auth/admin.directory.group.member",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",  # groups.list needs it; .member does not cover it
+    "https://www.googleapis.com/auth/admin.directory.group.member",  # members.delete
 )
 METADATA_HEADERS = ["From", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject", "Message-ID"]
 PERSON_FIELDS = "names,emailAddresses,phoneNumbers,organizations,metadata"
@@ -271,6 +273,25 @@ class GoogleWorkspaceClient:
         for page in self.pages(lambda t: admin.list(customer="my_customer", maxResults=500, pageToken=t,
                                                     orderBy="email"), self.settings.admin_subject):
             out.extend(u for u in page.get("users") or [] if isinstance(u, dict))
+        return out
+
+    def groups_of(self, address: str) -> list[str]:
+        """Addresses of the Google Groups the address is a direct member of (``groups.list`` with
+        ``userKey``, which must not be combined with ``customer``; 200 a page at most)."""
+        groups = self.service("admin").groups()
+        out: list[str] = []
+        for page in self.pages(lambda t: groups.list(userKey=address, maxResults=200, pageToken=t),
+                               self.settings.admin_subject):
+            out.extend(str(g["email"]) for g in page.get("groups") or [] if isinstance(g, dict) and g.get("email"))
+        return out
+
+    def group_members(self, group: str) -> list[str]:
+        """Member addresses of one group (``members.list``, 200 a page at most)."""
+        members = self.service("admin").members()
+        out: list[str] = []
+        for page in self.pages(lambda t: members.list(groupKey=group, maxResults=200, pageToken=t),
+                               self.settings.admin_subject):
+            out.extend(str(m["email"]) for m in page.get("members") or [] if isinstance(m, dict) and m.get("email"))
         return out
 
     # ------------------------------------------------------------------ Gmail

@@ -8,7 +8,12 @@ What the API cannot do is reported, never hidden:
 - Google Vault retention rules and holds keep mail that users delete;
 - a deleted user's data lingers 20-30 days at Google; trashed mail is purged after 30 days;
 - the organizer of an event in someone else's calendar, and the owner of a file, can only be
-  changed by that person: such hits are listed as manual tasks.
+  changed by that person: such hits are listed as manual tasks;
+- Google Groups: every group holding the address is found with ``groups.list?userKey=`` (the
+  Admin SDK's way to list one member's groups) plus the configured mailing lists read by
+  ``members.list``; a group outside the company's domain (``GoogleSettings.domain``) is not the
+  company's to change and is a manual task, and so is an address whose groups the Directory
+  refused to list.
 Reports carry directory user ids and record ids, never the address itself.
 """
 
@@ -21,7 +26,7 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from connectors.errors import NotFoundError
+from connectors.errors import BadRequestError, NotFoundError
 from connectors.google_workspace import GoogleWorkspaceClient
 
 ALWAYS_NOTES = (
@@ -37,10 +42,13 @@ class Findings:
     drive: list[dict] = field(default_factory=list)  # {user, user_id, file_id, permission_ids, owner}
     contacts: list[dict] = field(default_factory=list)  # {user, user_id, resource_name}
     other_contacts: list[dict] = field(default_factory=list)  # read only
-    groups: list[str] = field(default_factory=list)  # mailing lists the address is a member of
+    groups: list[str] = field(default_factory=list)  # groups of the company's domain holding the address
+    foreign_groups: list[str] = field(default_factory=list)  # groups of other domains: manual tasks
+    groups_unlisted: bool = False  # the Directory refused groups.list for this address: a manual task
 
     def counts(self) -> dict[str, int]:
-        return {k: len(getattr(self, k)) for k in ("gmail", "calendar", "drive", "contacts", "other_contacts", "groups")}
+        return {k: len(getattr(self, k)) for k in ("gmail", "calendar", "drive", "contacts", "other_contacts", "groups",
+                                                     "foreign_groups")}
 
     def erasable(self) -> int:
         live_mail = [m for m in self.gmail if "TRASH" not in m["labels"]]
@@ -95,15 +103,34 @@ def find(client: GoogleWorkspaceClient, email: str, mailing_lists: tuple[str, ..
             for p in page.get("otherContacts") or []:
                 if who in {_norm(e.get("value")) for e in p.get("emailAddresses") or []}:
                     out.other_contacts.append({"user": u, "user_id": uid, "resource_name": p["resourceName"]})
-    admin = client.service("admin")
-    for group in mailing_lists:
-        try:
-            members = client.execute(admin.members().list(groupKey=group), client.settings.admin_subject)
-        except NotFoundError:
-            continue
-        if who in {_norm(m.get("email")) for m in members.get("members") or []}:
-            out.groups.append(group)
+    _find_groups(client, who, mailing_lists, out)
     return out
+
+
+def _find_groups(client: GoogleWorkspaceClient, who: str, mailing_lists: tuple[str, ...], out: Findings) -> None:
+    """Every group holding the address: those ``groups.list?userKey=`` names, and the configured
+    lists whose members include it (a second way in, should the Directory not list an outside
+    address's groups). A refusal to list (400/404: an address the Directory does not know) is
+    recorded, not taken as "no groups"; a missing scope (403) is raised."""
+    groups: dict[str, None] = {}
+    try:
+        groups.update(dict.fromkeys(_norm(g) for g in client.groups_of(who)))
+    except (BadRequestError, NotFoundError):
+        out.groups_unlisted = True
+    for group in mailing_lists:
+        if _norm(group) in groups:
+            continue
+        try:
+            if who in {_norm(m) for m in client.group_members(group)}:
+                groups[_norm(group)] = None
+        except NotFoundError:
+            continue  # a configured list that does not exist holds nobody
+    domain = _norm(client.settings.domain)
+    for group in groups:
+        if not domain or group.endswith("@" + domain) or group.endswith("." + domain):
+            out.groups.append(group)
+        else:
+            out.foreign_groups.append(group)
 
 
 def export(client: GoogleWorkspaceClient, email: str, out_dir: str | Path,
@@ -129,14 +156,16 @@ def export(client: GoogleWorkspaceClient, email: str, out_dir: str | Path,
         content = client.execute(drive.get_media(fileId=f["file_id"]), f["user"])
         (out / "drive" / f"{f['file_id']}.bin").write_bytes(content if isinstance(content, bytes) else bytes(content))
     (out / "contacts" / "contacts.json").write_text(json.dumps(
-        {"contacts": found.contacts, "other_contacts": found.other_contacts, "mailing_lists": found.groups}))
+        {"contacts": found.contacts, "other_contacts": found.other_contacts,
+         "mailing_lists": found.groups + found.foreign_groups}))
     return {"counts": found.counts(), "notes": list(ALWAYS_NOTES)}
 
 
 def erase(client: GoogleWorkspaceClient, email: str, *, permanent: bool = False,
           mailing_lists: tuple[str, ...] = (), max_other_participants: int | None = None) -> dict[str, Any]:
     """Delete (or trash) mail, drop the attendee from events without mailing anyone, remove
-    Drive permissions, delete contacts and mailing-list memberships. Returns a report.
+    Drive permissions, delete contacts and every group membership in the company's domain
+    (groups of other domains are manual tasks). Returns a report.
     A message naming more than ``max_other_participants`` other addresses (a mass mailing) is
     left for a person to decide: the Gmail API cannot remove one recipient from a message."""
     who = _norm(email)
@@ -192,10 +221,20 @@ def erase(client: GoogleWorkspaceClient, email: str, *, permanent: bool = False,
     done["groups"] = _leave_groups(client, email, found.groups)
     for c in found.other_contacts:
         manual.append(f"other contact {c['resource_name']} of user {c['user_id']} is read-only in the People API")
+    manual += group_manual_tasks(found)
     notes = list(ALWAYS_NOTES)
     if not permanent and found.gmail:
         notes.append("Mail was moved to trash (reversible; purged after 30 days), not deleted permanently.")
     return {"found": found.counts(), "done": done, "manual": manual, "notes": notes}
+
+
+def group_manual_tasks(found: Findings) -> list[str]:
+    """The group memberships erasure cannot remove itself (group addresses are no personal data)."""
+    tasks = [f"group {g} belongs to another domain: ask its owner to remove the member" for g in found.foreign_groups]
+    if found.groups_unlisted:
+        tasks.append("the Directory refused to list this address's groups: check its group memberships in the "
+                     "Admin console (Groups > Members)")
+    return tasks
 
 
 def _leave_groups(client: GoogleWorkspaceClient, email: str, groups: list[str]) -> int:
@@ -229,7 +268,9 @@ def ban(client: GoogleWorkspaceClient, email: str, *, contact_group: str = "Ei m
             banned += 1
         else:
             unverified.append(c["resource_name"])
-    left = _leave_groups(client, email, found.groups)
+    # Only the marketing lists: other groups (a project, a customer council) are no marketing.
+    marketing = {_norm(g) for g in mailing_lists}
+    left = _leave_groups(client, email, [g for g in found.groups if g in marketing])
     manual = [f"no contact for the address in mailbox of user {c['user_id']}: other contact {c['resource_name']} "
               "is read-only and cannot join a contact group" for c in found.other_contacts]
     return {"contacts_banned": banned, "unverified": unverified, "mailing_lists_left": left, "manual": manual}

@@ -3,7 +3,9 @@
 - OAuth token endpoint (``POST /token``): JWT-bearer grant signed (RS256) with a service-account
   key this imitation generates; the ``sub`` claim picks the impersonated user (domain-wide
   delegation). ``env()`` hands out the key file's JSON, as a real admin would.
-- Admin Directory: ``users.list`` (admin only), group members (list, delete) for mailing lists.
+- Admin Directory: ``users.list`` (admin only); Google Groups (``dir_groups``: group address ->
+  member addresses): ``groups.list`` (also by ``userKey``: the groups one address belongs to),
+  ``members.list`` and ``members.delete``; pages of at most 200 as the reference says.
 - Gmail: profile, messages.list (``q`` with from:/to:/cc:/bcc: terms, ``includeSpamTrash``),
   messages.get (minimal/metadata/full/raw), trash, delete, batchDelete, history.list with
   expiry (404 below the retained history), and the multipart batch endpoint
@@ -71,9 +73,13 @@ _API_SCOPES = {  # path prefix -> (scopes that allow reading, scopes that allow 
     "/v1/": ({_SCOPE + "contacts", _SCOPE + "contacts.readonly"}, {_SCOPE + "contacts"}),
     "/admin/directory/v1/users": ({_SCOPE + "admin.directory.user.readonly", _SCOPE + "admin.directory.user"},
                                   {_SCOPE + "admin.directory.user"}),
-    "/admin/directory/v1/groups": ({_SCOPE + "admin.directory.group.member", _SCOPE + "admin.directory.group",
-                                    _SCOPE + "admin.directory.group.member.readonly"},
-                                   {_SCOPE + "admin.directory.group.member", _SCOPE + "admin.directory.group"}),
+    # members.list/delete (groups/{g}/members...) before groups.list: the longer prefix first.
+    "/admin/directory/v1/groups/": ({_SCOPE + "admin.directory.group.member", _SCOPE + "admin.directory.group",
+                                     _SCOPE + "admin.directory.group.member.readonly",
+                                     _SCOPE + "admin.directory.group.readonly"},
+                                    {_SCOPE + "admin.directory.group.member", _SCOPE + "admin.directory.group"}),
+    "/admin/directory/v1/groups": ({_SCOPE + "admin.directory.group", _SCOPE + "admin.directory.group.readonly"},
+                                   {_SCOPE + "admin.directory.group"}),
 }
 
 
@@ -179,7 +185,9 @@ class GoogleImitation(Imitation):
                                   "groups": {}}
         # Google Groups used as mailing lists: some humans subscribed.
         humans = world.humans
-        self.dir_groups = {f"uutiskirje@{self.domain}": {h.email for h in humans[: max(1, len(humans) // 3)]}}
+        self.dir_groups = {f"uutiskirje@{self.domain}": {h.email for h in humans[: max(1, len(humans) // 3)]},
+                           f"asiakasraati@{self.domain}": {h.email for h in humans[::7]}}
+        self._dir_ids: dict[str, str] = {}
         self._register_routes()
 
     # ------------------------------------------------------------------ helpers for tests/bench
@@ -335,6 +343,7 @@ class GoogleImitation(Imitation):
         r = self.router.add
         r("POST", "/token", self._token)
         r("GET", "/admin/directory/v1/users", self._users)
+        r("GET", "/admin/directory/v1/groups", self._groups_list)
         r("GET", "/admin/directory/v1/groups/{group}/members", self._group_members)
         r("DELETE", "/admin/directory/v1/groups/{group}/members/{member}", self._group_member_delete)
         g = "/gmail/v1/users/{user}"
@@ -406,13 +415,62 @@ class GoogleImitation(Imitation):
             body["nextPageToken"] = _page_token({"o": start + size})
         return json_response(200, body)
 
+    def _dir_id(self, key: str) -> str:
+        """A stable opaque id for a group or member address (a counter, nothing derived from it)."""
+        if key not in self._dir_ids:
+            self._dir_ids[key] = f"0{len(self._dir_ids) + 1:020d}"
+        return self._dir_ids[key]
+
+    def _group_out(self, email: str) -> dict:
+        return {"kind": "admin#directory#group", "id": self._dir_id(email), "etag": f'"g{len(self.dir_groups[email])}"',
+                "email": email, "name": email.split("@")[0].capitalize(), "description": "",
+                "directMembersCount": str(len(self.dir_groups[email])), "adminCreated": True}
+
+    def _groups_list(self, req: Request) -> Response:
+        """groups.list. With ``userKey`` (an email or a user id): the groups the address is a
+        direct member of, in any domain unless ``domain`` narrows it; ``userKey`` together with
+        ``customer`` is refused, as the discovery document says ("Cannot be used with the
+        customer parameter"). Without it, ``customer`` or ``domain`` is required.
+        https://developers.google.com/workspace/admin/directory/reference/rest/v1/groups/list"""
+        self._require_admin(req)
+        q = req.query
+        user_key = q.get("userKey", "").strip().lower()
+        if user_key and q.get("customer"):
+            raise ApiError(400, "Bad Request", "badRequest")
+        if not user_key and q.get("customer") != "my_customer" and not q.get("domain"):
+            raise ApiError(400, "Bad Request", "badRequest")
+        user_key = next((u["primaryEmail"].lower() for u in self.users if u["id"] == user_key), user_key)
+        groups = sorted(g for g, members in self.dir_groups.items()
+                        if (not user_key or user_key in {m.lower() for m in members})
+                        and (not q.get("domain") or g.lower().endswith("@" + q["domain"].lower())))
+        size = _int(q, "maxResults", 200, 200)
+        start = _read_token(q["pageToken"])["o"] if q.get("pageToken") else 0
+        body: dict[str, Any] = {"kind": "admin#directory#groups", "etag": f'"gs{len(groups)}"'}
+        page = faulted_page(groups, start, size, req.page_fault)
+        if page:
+            body["groups"] = [self._group_out(g) for g in page]
+        if start + size < len(groups):
+            body["nextPageToken"] = _page_token({"o": start + size})
+        return json_response(200, body)
+
     def _group_members(self, req: Request, group: str) -> Response:
+        """members.list, at most 200 a page (``maxResults``), as the reference says."""
         self._require_admin(req)
         group = unquote(group)
         members = self.dir_groups.get(group)
         if members is None:
             raise ApiError(404, "Resource Not Found: groupKey", "notFound")
-        return json_response(200, {"members": [{"email": m, "type": "USER", "role": "MEMBER"} for m in sorted(members)]})
+        ordered = sorted(members)
+        size = _int(req.query, "maxResults", 200, 200)
+        start = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
+        body: dict[str, Any] = {"kind": "admin#directory#members", "etag": f'"m{len(ordered)}"'}
+        page = faulted_page(ordered, start, size, req.page_fault)
+        if page:
+            body["members"] = [{"kind": "admin#directory#member", "etag": f'"m{self._dir_id(m)}"', "id": self._dir_id(m),
+                                "email": m, "role": "MEMBER", "type": "USER", "status": "ACTIVE"} for m in page]
+        if start + size < len(ordered):
+            body["nextPageToken"] = _page_token({"o": start + size})
+        return json_response(200, body)
 
     def _group_member_delete(self, req: Request, group: str, member: str) -> Response:
         self._require_admin(req)
@@ -420,7 +478,8 @@ class GoogleImitation(Imitation):
         members = self.dir_groups.get(group)
         if members is None:
             raise ApiError(404, "Resource Not Found: groupKey", "notFound")
-        match = next((m for m in members if m.lower() == member.lower()), None)
+        # memberKey: the member's address (any case) or its id, as the reference allows.
+        match = next((m for m in members if m.lower() == member.lower() or self._dir_ids.get(m) == member), None)
         if match is None:
             raise ApiError(404, "Resource Not Found: memberKey", "notFound")
         members.discard(match)

@@ -50,7 +50,7 @@ def test_find_and_export(google_sandbox, client, tmp_path):
     found = find(client, who, mailing_lists=(f"uutiskirje@{g.domain}",))
     counts = found.counts()
     assert counts["gmail"] >= 2 and counts["calendar"] >= 1 and counts["drive"] >= 1
-    assert counts["contacts"] >= 1 and counts["groups"] == 1
+    assert counts["contacts"] >= 1 and f"uutiskirje@{g.domain}" in found.groups
     assert any("SPAM" in m["labels"] for m in found.gmail)  # spam and trash are searched too
     report = export(client, who, tmp_path / "export")
     emls = list((tmp_path / "export" / "gmail").glob("*.eml"))
@@ -142,3 +142,76 @@ def test_a_mass_mailing_is_left_to_a_person_not_deleted_with_everyone_in_it(clie
     assert [m["others"] for m in find(client, who).gmail] == [31]  # the mailing is still there
     for m in found.gmail:  # and nothing about the person leaks into the task text
         assert who not in report["manual"][0] and m["user"] not in report["manual"][0]
+
+
+def eraser_clients(client):
+    from pipelines.jobs.exporters import LiveContext
+
+    return LiveContext({"google": lambda: client})
+
+
+def test_erasure_leaves_every_group_of_the_subject_with_the_default_policy(google_sandbox, client, monkeypatch):
+    """Issue 15 item 5: with the shipped policy and no list configured, the person still left no
+    group. Erasure asks the Directory which groups hold the address (groups.list?userKey=, as the
+    Admin SDK documents) and leaves each one; verification re-reads the memberships."""
+    from pipelines.erasure.google import GoogleEraser
+    from pipelines.writeback.base import WritebackSubject
+    from pipelines.register.identifiers import Identifiers
+
+    monkeypatch.delenv("GOOGLE_MAILING_LISTS", raising=False)
+    g = google_sandbox.google
+    who = "ville.ryhmat@esimerkki.fi"
+    g.dir_groups[f"uutiskirje@{g.domain}"].add(who)
+    g.dir_groups[f"asiakasraati@{g.domain}"] = {who, "muu.jasen@esimerkki.fi"}
+    g.dir_groups[f"kumppanit@{g.domain}"] = {"muu.jasen@esimerkki.fi"}
+    subject = WritebackSubject(case_id="C-1", identifiers=Identifiers(emails=(who,)), emails=[who])
+    eraser, clients = GoogleEraser(), eraser_clients(client)
+    planned = {s.record_id: s.action for s in eraser.plan(clients, subject, None) if s.record_kind == "group_membership"}
+    assert planned == {f"uutiskirje@{g.domain}": "delete", f"asiakasraati@{g.domain}": "delete"}
+    eraser.execute(clients, subject, eraser.plan(clients, subject, None))
+    assert [grp for grp, members in g.dir_groups.items() if who in members] == []
+    assert g.dir_groups[f"asiakasraati@{g.domain}"] == {"muu.jasen@esimerkki.fi"}  # nobody else left
+    assert eraser.verify(clients, subject) == []
+    # Verification really re-reads: a membership that comes back is reported.
+    g.dir_groups[f"kumppanit@{g.domain}"].add(who)
+    assert eraser.verify(clients, subject) == [f"group_membership:kumppanit@{g.domain}"]
+
+
+def test_a_group_of_another_domain_is_a_manual_task(google_sandbox, client, monkeypatch):
+    """A group outside the company's domain is not the company's to change: listed for a person."""
+    from pipelines.erasure.google import GoogleEraser
+    from pipelines.writeback.base import WritebackSubject
+    from pipelines.register.identifiers import Identifiers
+
+    monkeypatch.delenv("GOOGLE_MAILING_LISTS", raising=False)
+    g = google_sandbox.google
+    who = "ville.ryhmat@esimerkki.fi"
+    g.dir_groups["yhteistyo@kumppani.example"] = {who}
+    g.dir_groups[f"uutiskirje@{g.domain}"].add(who)
+    subject = WritebackSubject(case_id="C-1", identifiers=Identifiers(emails=(who,)), emails=[who])
+    eraser, clients = GoogleEraser(), eraser_clients(client)
+    steps = {s.record_id: s.action for s in eraser.plan(clients, subject, None) if s.record_kind == "group_membership"}
+    assert steps == {f"uutiskirje@{g.domain}": "delete", "yhteistyo@kumppani.example": "manual"}
+    outcome = eraser.execute(clients, subject, eraser.plan(clients, subject, None))
+    assert outcome.state == "manual_open"
+    assert g.dir_groups["yhteistyo@kumppani.example"] == {who}
+    assert eraser.verify(clients, subject) == []
+
+
+def test_the_ban_leaves_only_the_configured_marketing_lists(google_sandbox, client, monkeypatch):
+    """GOOGLE_MAILING_LISTS names the marketing lists: the ban leaves those and no other group."""
+    from pipelines.marketing_ban.google import GoogleBanner
+    from pipelines.writeback.base import WritebackSubject
+    from pipelines.register.identifiers import Identifiers
+
+    g = google_sandbox.google
+    who = "ville.ryhmat@esimerkki.fi"
+    monkeypatch.setenv("GOOGLE_MAILING_LISTS", f"uutiskirje@{g.domain}")
+    g.dir_groups[f"uutiskirje@{g.domain}"].add(who)
+    g.dir_groups[f"asiakasraati@{g.domain}"] = {who}
+    subject = WritebackSubject(case_id="C-1", identifiers=Identifiers(emails=(who,)), emails=[who])
+    banner, clients = GoogleBanner(), eraser_clients(client)
+    banner.ban(clients, subject)
+    assert who not in g.dir_groups[f"uutiskirje@{g.domain}"]
+    assert g.dir_groups[f"asiakasraati@{g.domain}"] == {who}
+    assert banner.verify(clients, subject) == []

@@ -8,12 +8,15 @@ personal email of the subject (shared and role mailboxes were dropped by ``match
   person organised are manual tasks;
 - Drive: the person's permissions are removed; files they own are manual tasks;
 - contacts: deleted; "other contacts" are read-only in the People API: manual tasks;
-- mailing-list memberships (``mailing_lists`` of the policy): removed.
+- Google Groups: every membership the Directory lists for the address (``groups.list?userKey=``)
+  or that a configured mailing list holds (``mailing_lists()``) is removed; groups of other
+  domains, and an address whose groups the Directory will not list, are manual tasks.
 Record ids are directory user ids and Google's own ids, never the address.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 from connectors.google_workspace_ops import Findings, erase, find
@@ -23,20 +26,30 @@ from pipelines.writeback.base import Clients, Outcome, PlannedStep, WritebackSub
 SYSTEM = "google"
 
 
+def mailing_lists() -> tuple[str, ...]:
+    """The Google Groups the company mails marketing through, one setting for the marketing ban
+    (which leaves exactly these) and the erasure (which leaves every group, and reads these too
+    in case the Directory does not list an outside address's groups): ``GOOGLE_MAILING_LISTS``,
+    comma-separated. A custom erasure policy's ``google.mailing_lists`` (deprecated: the shipped
+    policy no longer has it) still counts, so an old policy file is not silently ignored."""
+    named = os.environ.get("GOOGLE_MAILING_LISTS", "").split(",")
+    named += list(system_policy(SYSTEM).get("mailing_lists") or [])
+    return tuple(dict.fromkeys(g.strip().lower() for g in named if g and g.strip()))
+
+
 class GoogleEraser:
     system = SYSTEM
 
     def __init__(self, policy: dict | None = None) -> None:
         self.policy = policy or system_policy(SYSTEM)
         self.permanent = bool(self.policy.get("permanent", True))
-        self.mailing_lists = tuple(self.policy.get("mailing_lists") or ())
         # A message that also names more people than this is a manual task, not a deletion.
         limit = self.policy.get("max_other_participants", 20)
         self.max_other_participants = None if limit is None else int(limit)
 
     def _findings(self, clients: Clients, subject: WritebackSubject) -> list[Findings]:
         client = clients.client(SYSTEM)
-        return [find(client, email, self.mailing_lists) for email in subject.emails]
+        return [find(client, email, mailing_lists()) for email in subject.emails]
 
     def _steps(self, found: Findings) -> list[PlannedStep]:
         steps = []
@@ -67,7 +80,14 @@ class GoogleEraser:
             steps.append(PlannedStep(SYSTEM, "other_contact", f"{c['user_id']}/{c['resource_name']}", "manual",
                                      "other contacts are read-only in the People API"))
         for g in found.groups:
-            steps.append(PlannedStep(SYSTEM, "group_membership", g, "delete", "mailing-list membership removed"))
+            steps.append(PlannedStep(SYSTEM, "group_membership", g, "delete", "group membership removed"))
+        for g in found.foreign_groups:
+            steps.append(PlannedStep(SYSTEM, "group_membership", g, "manual",
+                                     "group of another domain: only its owner can remove the member"))
+        if found.groups_unlisted:
+            steps.append(PlannedStep(SYSTEM, "group_membership", "(unlisted)", "manual",
+                                     "the Directory refused to list the address's groups: check them in the "
+                                     "Admin console"))
         return steps
 
     def plan(self, clients: Clients, subject: WritebackSubject, today: date) -> list[PlannedStep]:
@@ -81,7 +101,7 @@ class GoogleEraser:
         manual = 0
         for email in subject.emails:
             # erase() finds again and acts on what it finds: a re-run after a kill is harmless.
-            report = erase(client, email, permanent=self.permanent, mailing_lists=self.mailing_lists,
+            report = erase(client, email, permanent=self.permanent, mailing_lists=mailing_lists(),
                            max_other_participants=self.max_other_participants)
             for k, n in report["done"].items():
                 done[k] = done.get(k, 0) + n

@@ -4,7 +4,8 @@ contact group, and the address leaves the Google Groups used as mailing lists
 
 Settings (read when a ban runs): ``GOOGLE_NO_MARKETING_GROUP`` (the contact group's name,
 default "Ei markkinointia"), ``GOOGLE_MAILING_LISTS`` (comma-separated group addresses the
-company sends marketing through; the erasure policy's ``google.mailing_lists`` count too).
+company sends marketing through, read by ``pipelines.erasure.google.mailing_lists`` as the
+erasure reads it). Only those lists are left: other groups are no marketing.
 Google is searched by address, so a subject without a personal email is "not found" here.
 "Other contacts" (saved by Gmail automatically) are read only in the API and cannot join a
 group; they are counted in the detail, and are no mailing target anyway.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 
 from connectors import google_workspace_ops as ops
-from pipelines.erasure.policy import system_policy
+from pipelines.erasure.google import mailing_lists
 from pipelines.writeback.base import Clients, Outcome, WritebackSubject
 
 SYSTEM = "google"
@@ -23,12 +24,9 @@ DEFAULT_GROUP = "Ei markkinointia"
 
 
 def _settings() -> tuple[str, tuple[str, ...]]:
-    """The group name, and the mailing lists: ``GOOGLE_MAILING_LISTS`` plus those the erasure
-    policy names (``google.mailing_lists``), so a list configured for one is left by both."""
+    """The contact group's name and the marketing mailing lists (the erasure's setting too)."""
     group = os.environ.get("GOOGLE_NO_MARKETING_GROUP", "").strip() or DEFAULT_GROUP
-    named = os.environ.get("GOOGLE_MAILING_LISTS", "").split(",")
-    named += list(system_policy(SYSTEM).get("mailing_lists") or [])
-    return group, tuple(dict.fromkeys(g.strip().lower() for g in named if g and g.strip()))
+    return group, mailing_lists()
 
 
 def _group_members(client, user: str, group_name: str) -> set[str]:
@@ -80,5 +78,5 @@ class GoogleBanner:
                     members[c["user"]] = _group_members(client, c["user"], group)
                 if c["resource_name"] not in members[c["user"]]:
                     remaining.append(f"contact:{c['user_id']}:{c['resource_name']}")
-            remaining += [f"mailing_list:{g}" for g in found.groups]
+            remaining += [f"mailing_list:{g}" for g in found.groups if g in lists]
         return remaining
