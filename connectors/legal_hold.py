@@ -8,9 +8,14 @@
   the period ends: the erasure becomes a restriction with a computable end date.
 
 The financial year (tilikausi) is usually the calendar year but need not be: a company may
-close its books on 30 June, and a first or changed financial year may be 6-18 months long.
-:class:`FinancialYears` therefore takes a regular start day and, optionally, explicit periods
-that override it (a changed year, a long first year).
+close its books on 30 June, and a first or changed financial year may be shorter or longer than
+12 months, at most 18 months (KPL 4:3 §). :class:`FinancialYears` therefore takes a regular
+start day (``MM-DD``) and explicit periods that override it, as the configuration gives them
+(``FinancialYears.from_config("07-01", ["2024-01-01/2025-06-30"])``, ISO 8601 intervals). List
+every financial year that did not follow the regular rule (a changed year and, after a change
+of the start day, the years before it): a regular year that would overlap a listed one is cut
+at it. The 18-month limit is calendar months (``dateutil.relativedelta``): a year starting
+1.3.2023 may end on 31.8.2024 at the latest.
 
 Dates here are calendar dates (``datetime.date``) in Finnish local time: an invoice date is a
 date, not an instant. ``ends_on`` is the last day the data must still be kept; erasure may
@@ -19,9 +24,13 @@ happen from the next day on (``erase_from``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from dateutil.relativedelta import relativedelta
+
+MAX_MONTHS = 18  # KPL 4:3 §: the longest first or changed financial year
 VOUCHER = "voucher"  # 2:10 § 2 mom.: 6 years from the end of the calendar year the FY ended in
 BOOKS = "books"  # 2:10 § 1 mom.: 10 years from the end of the financial year
 RULES = (VOUCHER, BOOKS)
@@ -42,11 +51,17 @@ class FinancialYears:
         date(2001, self.start_month, self.start_day)  # raises ValueError for e.g. 31 April
         if self.start_month == 2 and self.start_day == 29:
             raise ValueError("a financial year cannot start on 29 February")
-        for first, last in self.periods:
+        ordered = sorted(self.periods)
+        for first, last in ordered:
             if last < first:
-                raise ValueError("a financial-year period ends before it starts")
-            if (last - first).days > 18 * 31:
-                raise ValueError("a financial year is at most 18 months (KPL 4:3 §)")
+                raise ValueError(f"the financial year {first.isoformat()}/{last.isoformat()} ends before it starts")
+            if last >= first + relativedelta(months=MAX_MONTHS):
+                raise ValueError(f"the financial year {first.isoformat()}/{last.isoformat()} is longer than "
+                                 f"{MAX_MONTHS} months (KPL 4:3 §)")
+        for (_f1, last1), (first2, _l2) in zip(ordered, ordered[1:]):
+            if first2 <= last1:
+                raise ValueError(f"financial years overlap on {first2.isoformat()}")
+        object.__setattr__(self, "periods", tuple(ordered))
 
     @classmethod
     def parse(cls, text: str) -> "FinancialYears":
@@ -57,6 +72,22 @@ class FinancialYears:
             raise ValueError(f"financial year start must be MM-DD, got {text!r}") from None
         return cls(month, day)
 
+    @classmethod
+    def from_config(cls, start: str = "01-01", periods: Iterable[str] = ()) -> "FinancialYears":
+        """The regular start ``MM-DD`` plus explicit periods ``YYYY-MM-DD/YYYY-MM-DD`` (first and
+        last day, ISO 8601 interval), e.g. ``("07-01", ["2024-01-01/2025-06-30"])``."""
+        regular = cls.parse(start)
+        parsed = []
+        for text in periods:
+            first, sep, last = str(text).strip().partition("/")
+            try:
+                if not sep:
+                    raise ValueError
+                parsed.append((date.fromisoformat(first.strip()), date.fromisoformat(last.strip())))
+            except ValueError:
+                raise ValueError(f"a financial year period must be YYYY-MM-DD/YYYY-MM-DD, got {text!r}") from None
+        return cls(regular.start_month, regular.start_day, tuple(parsed))
+
     def period_of(self, day: date) -> tuple[date, date]:
         """(first day, last day) of the financial year that contains ``day``."""
         for first, last in self.periods:
@@ -64,8 +95,16 @@ class FinancialYears:
                 return first, last
         start_this_year = date(day.year, self.start_month, self.start_day)
         first = start_this_year if day >= start_this_year else date(day.year - 1, self.start_month, self.start_day)
-        next_first = date(first.year + 1, self.start_month, self.start_day)
-        return first, next_first - timedelta(days=1)
+        last = date(first.year + 1, self.start_month, self.start_day) - timedelta(days=1)
+        # A regular year overlapping a listed one is cut at it: it ends the day before the
+        # listed year starts, or starts the day after it ends.
+        for p_first, p_last in self.periods:
+            if first <= p_last and p_first <= last:
+                if p_first > day:
+                    last = min(last, p_first - timedelta(days=1))
+                else:
+                    first = max(first, p_last + timedelta(days=1))
+        return first, last
 
     def end_of(self, day: date) -> date:
         return self.period_of(day)[1]

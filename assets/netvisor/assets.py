@@ -22,7 +22,9 @@ class NetvisorResource(ConfigurableResource):
 
     ``lock_dir`` holds the per-customer lock file that keeps every process on this machine
     to one request in flight (empty: ``RAW_DIR``). ``financial_year_start`` (MM-DD) is the
-    first day of the company's financial year, for legal-hold end dates."""
+    first day of the company's financial year, for legal-hold end dates, and
+    ``financial_year_periods`` lists every financial year that did not follow it (a first or
+    changed year of up to 18 months) as ``YYYY-MM-DD/YYYY-MM-DD``."""
 
     base_url: str
     sender: str
@@ -34,6 +36,7 @@ class NetvisorResource(ConfigurableResource):
     language: str = "FI"
     lock_dir: str = ""
     financial_year_start: str = "01-01"
+    financial_year_periods: list[str] = []
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
 
@@ -43,8 +46,11 @@ class NetvisorResource(ConfigurableResource):
             self.base_url, sender=self.sender, customer_id=self.customer_id, partner_id=self.partner_id,
             customer_key=self.customer_key, partner_key=self.partner_key, organisation_id=self.organisation_id,
             language=self.language, timeout=(self.connect_timeout_s, self.read_timeout_s),
-            lock_dir=Path(lock_dir), financial_years=FinancialYears.parse(self.financial_year_start),
+            lock_dir=Path(lock_dir), financial_years=self.financial_years(),
         )
+
+    def financial_years(self) -> FinancialYears:
+        return FinancialYears.from_config(self.financial_year_start, self.financial_year_periods)
 
 
 @multi_asset(
