@@ -4,7 +4,8 @@
     list     open cases; --due shows only overdue and due-soon ones
     show     one case: identifiers, deadlines, per-system states, approvals, audit trail
     verify   record how the requester's identity was verified
-    extend   extend the deadline (reason required, at most three months from receipt)
+    extend   extend the deadline: within the first month after receipt only, with a reason, after
+             telling the requester (--told-on, --told-how); at most three months from receipt
     approve  record an approval (e.g. of an erasure)
     correct  record a rectification case's corrected values (personal data: kept like identifiers)
     answer   record the answer to a system's manual task (state manual_answered)
@@ -23,9 +24,9 @@ import getpass
 import json
 import os
 import sys
-from datetime import date
 from typing import Any
 
+from connectors.clock import today_helsinki
 from pipelines.register import (
     CASE_KINDS,
     CaseNotFound,
@@ -67,7 +68,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     new.add_argument("--name")
     new.add_argument("--organization")
     new.add_argument("--stdin", action="store_true", help="read the identifiers as JSON from stdin")
-    new.add_argument("--received", help="date the request arrived (YYYY-MM-DD, default today)")
+    new.add_argument("--received", help="date the request arrived (YYYY-MM-DD, default today in Helsinki)")
     new.add_argument("--note")
     new.add_argument("--correct", action="append", default=[], metavar="FIELD=VALUE",
                      help="rectification: a corrected name, email, phone or title (or \"corrections\" in --stdin)")
@@ -92,6 +93,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     extend.add_argument("case_id")
     extend.add_argument("--until", required=True, help="new due date YYYY-MM-DD")
     extend.add_argument("--reason", required=True)
+    # Checked by the register (not argparse), so a late extension is refused as late first.
+    extend.add_argument("--told-on", help="date the requester was told of the extension and why (YYYY-MM-DD)")
+    extend.add_argument("--told-how", help="how they were told, e.g. email (no personal data)")
 
     approve = sub.add_parser("approve", help="record an approval")
     approve.add_argument("case_id")
@@ -127,6 +131,7 @@ register = add_parser  # the name pipelines/cli.py calls for every command group
 def _case_json(case: Case, *, full: bool) -> dict:
     out = case.summary()
     out.update(original_due_on=case.original_due_on, extension_reason=case.extension_reason,
+               extension_told_on=case.extension_told_on, extension_told_how=case.extension_told_how,
                verified_method=case.verified_method, verified_by=case.verified_by, verified_at=case.verified_at,
                created_by=case.created_by, closed_at=case.closed_at, outcome=case.outcome,
                export_file=case.export_file, export_sha256=case.export_sha256,
@@ -142,7 +147,8 @@ def _case_json(case: Case, *, full: bool) -> dict:
 def _print_case(case: Case) -> None:
     print(f"case {case.case_id}  {case.kind}  {case.status}")
     print(f"  received {case.received_on}  due {case.due_on}"
-          + (f" (extended from {case.original_due_on}: {case.extension_reason})" if case.due_on != case.original_due_on else ""))
+          + (f" (extended from {case.original_due_on}: {case.extension_reason}; requester told on "
+             f"{case.extension_told_on} by {case.extension_told_how})" if case.due_on != case.original_due_on else ""))
     if case.possibly_chargeable:
         print("  FLAG: another access request within 12 months (possibly chargeable)")
     print(f"  verified: {case.verified_method} by {case.verified_by} at {case.verified_at}" if case.verified
@@ -233,7 +239,7 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         return 0
     if cmd == "list":
         if args.due:
-            groups = register.due(today=date.today(), soon_days=args.soon_days)
+            groups = register.due(today=today_helsinki(), soon_days=args.soon_days)
             rows = [("overdue", c) for c in groups["overdue"]] + [("due soon", c) for c in groups["due_soon"]]
             rows += [("answered; held until a legal hold ends", c) for c in groups["held"]]
         else:
@@ -259,7 +265,8 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
     if cmd == "verify":
         case = register.verify(args.case_id, method=args.method, actor=actor)
     elif cmd == "extend":
-        case = register.extend(args.case_id, new_due_on=args.until, reason=args.reason, actor=actor)
+        case = register.extend(args.case_id, new_due_on=args.until, reason=args.reason, told_on=args.told_on,
+                               told_how=args.told_how, actor=actor)
     elif cmd == "approve":
         case = register.approve(args.case_id, action=args.action, actor=actor, note=args.note)
     elif cmd == "correct":

@@ -1,11 +1,16 @@
 """The request register on SQLite and on a real PostgreSQL: intake, deadlines, extensions, the
 once-a-year flag, per-system states, closing, and the append-only audit trail."""
 
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,6 +24,7 @@ from pipelines.register import (
 from pipelines.register.cases import add_months
 from pipelines.register.description import load_description
 
+REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -112,50 +118,143 @@ def test_new_case_due_in_one_month_with_pending_systems_and_audit(reg):
 def test_extension_needs_reason_and_stays_within_three_months(reg):
     case = reg.new_case("erasure", ids(), actor="dpo", received_on="2026-03-10")
     cid = case.case_id
+    told = dict(told_on="2026-03-20", told_how="email", today=date(2026, 3, 20))
     with pytest.raises(RegisterError, match="reason"):
-        reg.extend(cid, new_due_on="2026-05-10", reason="  ", actor="dpo")
+        reg.extend(cid, new_due_on="2026-05-10", reason="  ", actor="dpo", **told)
     with pytest.raises(RegisterError, match="three months"):
-        reg.extend(cid, new_due_on="2026-06-11", reason="many systems", actor="dpo")
+        reg.extend(cid, new_due_on="2026-06-11", reason="many systems", actor="dpo", **told)
     with pytest.raises(RegisterError, match="after the current"):
-        reg.extend(cid, new_due_on="2026-04-01", reason="many systems", actor="dpo")
-    case = reg.extend(cid, new_due_on="2026-05-10", reason="complex request", actor="dpo")
+        reg.extend(cid, new_due_on="2026-04-01", reason="many systems", actor="dpo", **told)
+    case = reg.extend(cid, new_due_on="2026-05-10", reason="complex request", actor="dpo", **told)
     assert (case.due_on, case.original_due_on, case.extension_reason) == ("2026-05-10", "2026-04-10", "complex request")
-    case = reg.extend(cid, new_due_on="2026-06-10", reason="still waiting for a processor", actor="dpo2")
+    assert (case.extension_told_on, case.extension_told_how) == ("2026-03-20", "email")
+    # The last day of the first month (the original due date) is still in time.
+    case = reg.extend(cid, new_due_on="2026-06-10", reason="still waiting for a processor", actor="dpo2",
+                      told_on="2026-04-10", told_how="letter", today=date(2026, 4, 10))
     assert case.due_on == "2026-06-10"
     ext = [r for r in reg.audit_trail(cid) if r["action"] == "deadline_extended"]
-    assert [(r["actor"], r["detail"]["from"], r["detail"]["to"]) for r in ext] == [
-        ("dpo", "2026-04-10", "2026-05-10"), ("dpo2", "2026-05-10", "2026-06-10")]
+    assert [(r["actor"], r["detail"]["from"], r["detail"]["to"], r["detail"]["told_on"], r["detail"]["told_how"])
+            for r in ext] == [("dpo", "2026-04-10", "2026-05-10", "2026-03-20", "email"),
+                              ("dpo2", "2026-05-10", "2026-06-10", "2026-04-10", "letter")]
+
+
+def test_extension_only_within_the_first_month_and_only_when_the_requester_was_told(reg):
+    """GDPR 12(3): the requester is told of an extension, with its reasons, within one month of
+    receipt. Received 2026-03-10, the first month ends 2026-04-10."""
+    cid = reg.new_case("access", ids(), actor="dpo", received_on="2026-03-10").case_id
+    with pytest.raises(RegisterError, match="first month"):
+        reg.extend(cid, new_due_on="2026-05-10", reason="complex", told_on="2026-04-11", told_how="email",
+                   actor="dpo", today=date(2026, 4, 11))
+    with pytest.raises(RegisterError, match="first month"):  # told in time, but recorded too late
+        reg.extend(cid, new_due_on="2026-05-10", reason="complex", told_on="2026-04-01", told_how="email",
+                   actor="dpo", today=date(2026, 4, 19))
+    with pytest.raises(RegisterError, match="told"):
+        reg.extend(cid, new_due_on="2026-05-10", reason="complex", told_on=None, told_how="email",
+                   actor="dpo", today=date(2026, 4, 1))
+    with pytest.raises(RegisterError, match="how"):
+        reg.extend(cid, new_due_on="2026-05-10", reason="complex", told_on="2026-04-01", told_how=" ",
+                   actor="dpo", today=date(2026, 4, 1))
+    with pytest.raises(RegisterError, match="before the request"):
+        reg.extend(cid, new_due_on="2026-05-10", reason="complex", told_on="2026-03-09", told_how="email",
+                   actor="dpo", today=date(2026, 4, 1))
+    with pytest.raises(RegisterError, match="future"):
+        reg.extend(cid, new_due_on="2026-05-10", reason="complex", told_on="2026-04-02", told_how="email",
+                   actor="dpo", today=date(2026, 4, 1))
+    case = reg.get(cid, with_audit=True)
+    assert (case.due_on, case.extension_told_on) == ("2026-04-10", None)
+    assert "deadline_extended" not in [r["action"] for r in case.audit]
 
 
 def test_overdue_and_due_soon_listing(reg):
-    today = date.today()
+    # A fixed day and literal dates: each case's due date is one month after receipt.
+    today = date(2026, 6, 15)
     overdue = reg.new_case("access", ids(emails=["a@x.fi"], phones=[]), actor="dpo",
-                           received_on=add_months(today, -1) - timedelta(days=2))
+                           received_on="2026-05-12")  # due 2026-06-12
     soon = reg.new_case("access", ids(emails=["b@x.fi"], phones=[]), actor="dpo",
-                        received_on=add_months(today, -1) + timedelta(days=3))
-    later = reg.new_case("access", ids(emails=["c@x.fi"], phones=[]), actor="dpo", received_on=today)
-    closed = reg.new_case("access", ids(emails=["d@x.fi"], phones=[]), actor="dpo",
-                          received_on=add_months(today, -2))
+                        received_on="2026-05-20")  # due 2026-06-20: within 7 days
+    later = reg.new_case("access", ids(emails=["c@x.fi"], phones=[]), actor="dpo",
+                         received_on="2026-06-15")  # due 2026-07-15
+    closed = reg.new_case("access", ids(emails=["d@x.fi"], phones=[]), actor="dpo", received_on="2026-04-01")
     reg.close_case(closed.case_id, outcome="answered", actor="dpo")
+    # Extended on its 20th day, the requester told the same day: due 2026-07-01, not 2026-06-01.
+    extended = reg.new_case("access", ids(emails=["f@x.fi"], phones=[]), actor="dpo", received_on="2026-05-01")
+    reg.extend(extended.case_id, new_due_on="2026-07-01", reason="many systems", told_on="2026-05-20",
+               told_how="email", actor="dpo", today=date(2026, 5, 20))
     due = reg.due(today=today, soon_days=7)
     assert [c.case_id for c in due["overdue"]] == [overdue.case_id]
     assert [c.case_id for c in due["due_soon"]] == [soon.case_id]
-    assert later.case_id not in {c.case_id for c in due["overdue"] + due["due_soon"]}
+    assert due["held"] == []
+    assert {later.case_id, extended.case_id, closed.case_id}.isdisjoint(
+        c.case_id for c in due["overdue"] + due["due_soon"])
+    # Due today is not overdue yet; the day after it is.
+    assert [c.case_id for c in reg.due(today=date(2026, 6, 20), soon_days=0)["due_soon"]] == [soon.case_id]
+    assert soon.case_id in {c.case_id for c in reg.due(today=date(2026, 6, 21))["overdue"]}
+    # An overdue case cannot be extended any more (its first month is long over): it stays overdue.
+    with pytest.raises(RegisterError, match="first month"):
+        reg.extend(overdue.case_id, new_due_on="2026-07-12", reason="too late", told_on="2026-06-15",
+                   told_how="email", actor="dpo", today=today)
+    assert [c.case_id for c in reg.due(today=today)["overdue"]] == [overdue.case_id]
     # A case answered everywhere but waiting for a legal hold's follow-up is not overdue (it stays
     # open for years by design), while one with a system still failing is.
     held = reg.new_case("erasure", ids(emails=["e@x.fi"], phones=[]), actor="dpo",
-                        received_on=add_months(today, -2), systems=["pipedrive", "netvisor", "own_stores"])
+                        received_on="2026-04-15", systems=["pipedrive", "netvisor", "own_stores"])
     reg.set_system_state(held.case_id, "pipedrive", "done", actor="job")
     reg.set_system_state(held.case_id, "netvisor", "held", actor="job", detail="kirjanpitolaki", held_until="2032-12-31")
     due = reg.due(today=today, soon_days=7)
     assert [c.case_id for c in due["held"]] == [held.case_id]
-    assert held.case_id not in {c.case_id for c in due["overdue"]}
+    assert [c.case_id for c in due["overdue"]] == [overdue.case_id]
     reg.set_system_state(held.case_id, "pipedrive", "failed", actor="job", error="RetryableError: 503")
-    assert held.case_id in {c.case_id for c in reg.due(today=today)["overdue"]}
-    reg.close_case(held.case_id, outcome="test", actor="dpo", force=True)
-    # An extension moves an overdue case out of the overdue list.
-    reg.extend(overdue.case_id, new_due_on=today + timedelta(days=30), reason="extended in time", actor="dpo")
-    assert reg.due(today=today)["overdue"] == []
+    assert [c.case_id for c in reg.due(today=today)["overdue"]] == [held.case_id, overdue.case_id]
+
+
+def _cli(*args, register_path):
+    env = dict(os.environ, REGISTER_URL=str(register_path), REGISTER_ACTOR="tietosuojavastaava")
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "request", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_refuses_an_extension_after_the_first_month_and_records_who_was_told(tmp_path):
+    path = tmp_path / "register.sqlite"
+    helsinki_today = datetime.now(ZoneInfo("Europe/Helsinki")).date()
+    old = _cli("new", "--kind", "access", "--email", "vanha@esimerkki.fi", "--received",
+               (helsinki_today - timedelta(days=40)).isoformat(), register_path=path)
+    assert old.returncode == 0, old.stderr
+    late = _cli("extend", old.stdout.strip(), "--until", (helsinki_today + timedelta(days=10)).isoformat(),
+                "--reason", "complex", "--told-on", helsinki_today.isoformat(), "--told-how", "email",
+                register_path=path)
+    assert late.returncode == 2, late.stdout
+    assert "first month" in late.stderr
+    fresh = _cli("new", "--kind", "access", "--email", "uusi@esimerkki.fi", "--received",
+                 (helsinki_today - timedelta(days=5)).isoformat(), register_path=path).stdout.strip()
+    until = (helsinki_today + timedelta(days=50)).isoformat()
+    untold = _cli("extend", fresh, "--until", until, "--reason", "many systems", register_path=path)
+    assert untold.returncode == 2 and "told" in untold.stderr
+    told = _cli("extend", fresh, "--until", until, "--reason", "many systems", "--told-on",
+                helsinki_today.isoformat(), "--told-how", "email to the requester", register_path=path)
+    assert told.returncode == 0, told.stderr
+    shown = _cli("show", fresh, register_path=path).stdout
+    assert f"requester told on {helsinki_today.isoformat()} by email to the requester" in shown
+    case = json.loads(_cli("show", fresh, "--json", register_path=path).stdout)
+    assert (case["due_on"], case["extension_told_on"], case["extension_told_how"]) == (
+        until, helsinki_today.isoformat(), "email to the requester")
+    ext = [r for r in case["audit"] if r["action"] == "deadline_extended"]
+    assert [(r["detail"]["told_on"], r["detail"]["told_how"]) for r in ext] == [
+        (helsinki_today.isoformat(), "email to the requester")]
+    assert json.loads(_cli("show", old.stdout.strip(), "--json", register_path=path).stdout)["extension_told_on"] is None
+
+
+def test_a_register_made_before_the_told_columns_gains_them(register_url):
+    old = open_register(register_url)
+    cid = old.new_case("access", ids(), actor="dpo", received_on="2026-03-10").case_id
+    with old.backend.transaction() as tx:  # as a register made by the earlier release
+        tx.execute("ALTER TABLE cases DROP COLUMN extension_told_on")
+        tx.execute("ALTER TABLE cases DROP COLUMN extension_told_how")
+    old.close()
+    reg = open_register(register_url)
+    case = reg.extend(cid, new_due_on="2026-05-10", reason="complex", told_on="2026-03-11", told_how="phone",
+                      actor="dpo", today=date(2026, 3, 11))
+    assert (case.due_on, case.extension_told_on, case.extension_told_how) == ("2026-05-10", "2026-03-11", "phone")
+    reg.close()
 
 
 def test_second_access_request_within_a_year_is_flagged(reg):
@@ -308,7 +407,7 @@ def test_unknown_case_and_bad_dates(reg):
     with pytest.raises(RegisterError, match="date"):
         reg.new_case("access", ids(), actor="dpo", received_on="31.1.2026")
     with pytest.raises(RegisterError, match="future"):
-        reg.new_case("access", ids(), actor="dpo", received_on=date.today() + timedelta(days=40))
+        reg.new_case("access", ids(), actor="dpo", received_on=datetime.now(ZoneInfo("Europe/Helsinki")).date() + timedelta(days=1))
     with pytest.raises(RegisterError, match="kind"):
         reg.new_case("complaint", ids(), actor="dpo")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
+from connectors.clock import today_helsinki
 from connectors.errors import SafeMessage
 from pipelines.register.identifiers import Identifiers
 from pipelines.register.store import _KINDS, _STATES, Backend, Tx, open_backend
@@ -112,6 +113,8 @@ class Case:
     export_sha256: str | None
     export_bytes: int | None
     export_expires_at: str | None
+    extension_told_on: str | None = None
+    extension_told_how: str | None = None
     identifiers: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, value, value_norm)
     systems: dict[str, SystemState] = field(default_factory=dict)
     approvals: list[tuple[str, str, str, str | None]] = field(default_factory=list)
@@ -151,7 +154,7 @@ class Case:
 CASE_COLUMNS = (
     "case_id, kind, status, received_on, original_due_on, due_on, extension_reason, verified_method, "
     "verified_by, verified_at, possibly_chargeable, created_at, created_by, closed_at, outcome, "
-    "export_file, export_sha256, export_bytes, export_expires_at"
+    "export_file, export_sha256, export_bytes, export_expires_at, extension_told_on, extension_told_how"
 )
 
 
@@ -223,11 +226,13 @@ class Register:
         systems: Iterable[str] = (),
         note: str | None = None,
         verified_method: str | None = None,
+        today: date | None = None,
     ) -> Case:
         """Open a case. ``identifiers`` must come from :func:`validate_identifiers`. A second
         access request for the same email or phone within 12 months is flagged as possibly
         chargeable. ``verified_method`` records the verification in the same transaction (for
-        cases the pipeline opens itself, e.g. the retention review, so no half-made case stays)."""
+        cases the pipeline opens itself, e.g. the retention review, so no half-made case stays).
+        ``today`` (default: today in Helsinki) is the received date when none is given."""
         if kind not in CASE_KINDS:
             raise RegisterError(f"kind must be one of {', '.join(CASE_KINDS)}")
         if not isinstance(identifiers, Identifiers) or identifiers.is_empty():
@@ -235,9 +240,10 @@ class Register:
         actor = _text(actor, "actor", limit=200)
         note = _text(note, "note", required=False)
         verified_method = _text(verified_method, "verification method", required=False, limit=500)
-        received = _day(received_on, "received date") or date.today()
-        if received > date.today() + timedelta(days=1):
-            raise RegisterError("received date is in the future")
+        today = today or today_helsinki()
+        received = _day(received_on, "received date") or today
+        if received > today:
+            raise RegisterError(f"received date is in the future (today is {today.isoformat()} in Helsinki)")
         due = add_months(received, ANSWER_MONTHS)
         systems = list(dict.fromkeys(systems))
         with self.backend.transaction() as tx:
@@ -298,24 +304,44 @@ class Register:
             self._audit(tx, case_id, actor, "identity_verified", {"method": method})
         return self.get(case_id)
 
-    def extend(self, case_id: str, *, new_due_on: date | str, reason: str, actor: str) -> Case:
-        """Extend the deadline (art. 12(3)): a reason is required and the new date may be at most
-        three months after the request was received."""
+    def extend(self, case_id: str, *, new_due_on: date | str, reason: str, told_on: date | str | None,
+               told_how: str | None, actor: str, today: date | None = None) -> Case:
+        """Extend the deadline (GDPR art. 12(3)): only within the first month after receipt (up to
+        the original due date), with a reason, and once the requester was told of it and why
+        (``told_on``, ``told_how``); the new date may be at most three months after receipt.
+        ``today`` defaults to today in Helsinki."""
         reason = _text(reason, "extension reason")
         actor = _text(actor, "actor", limit=200)
         new_due = _day(new_due_on, "new due date")
+        today = today or today_helsinki()
         with self.backend.transaction() as tx:
             case = self._open_case(tx, case_id)
             received = date.fromisoformat(case.received_on)
+            first_month_ends = date.fromisoformat(case.original_due_on)
+            if today > first_month_ends:
+                raise RegisterError(
+                    f"too late to extend: an extension must be decided and told to the requester within the first "
+                    f"month after receipt (by {first_month_ends.isoformat()}); answer the request now")
+            told = _day(told_on, "told-on date")
+            if told is None:
+                raise RegisterError("the requester must be told of the extension and its reasons first: "
+                                    "give the date they were told (--told-on) and how (--told-how)")
+            told_how = _text(told_how, "how the requester was told (--told-how)", limit=200)
+            if told < received:
+                raise RegisterError(f"told-on date is before the request was received ({case.received_on})")
+            if told > today:
+                raise RegisterError(f"told-on date is in the future (today is {today.isoformat()} in Helsinki)")
             limit = add_months(received, MAX_MONTHS)
             if new_due <= date.fromisoformat(case.due_on):
                 raise RegisterError(f"new due date must be after the current one ({case.due_on})")
             if new_due > limit:
                 raise RegisterError(f"new due date is past the legal maximum of three months ({limit.isoformat()})")
-            tx.execute("UPDATE cases SET due_on = ?, extension_reason = ? WHERE case_id = ?",
-                       [new_due.isoformat(), reason, case_id])
+            tx.execute("UPDATE cases SET due_on = ?, extension_reason = ?, extension_told_on = ?, "
+                       "extension_told_how = ? WHERE case_id = ?",
+                       [new_due.isoformat(), reason, told.isoformat(), told_how, case_id])
             self._audit(tx, case_id, actor, "deadline_extended",
-                        {"from": case.due_on, "to": new_due.isoformat(), "reason": reason})
+                        {"from": case.due_on, "to": new_due.isoformat(), "reason": reason,
+                         "told_on": told.isoformat(), "told_how": told_how})
         return self.get(case_id)
 
     def approve(self, case_id: str, *, action: str, actor: str, note: str | None = None) -> Case:
@@ -533,7 +559,7 @@ class Register:
         A case whose only remaining work is a legal hold's follow-up (every other system answered)
         is listed under ``held`` instead: it stays open for years by design, and counting it as
         overdue every day would bury the cases that really are."""
-        today = today or date.today()
+        today = today or today_helsinki()
         horizon = today + timedelta(days=soon_days)
         out: dict[str, list[Case]] = {"overdue": [], "due_soon": [], "held": []}
         for case in self.list_cases(status="open"):

@@ -49,7 +49,9 @@ COMMON_DDL = [
         export_file TEXT,
         export_sha256 TEXT,
         export_bytes BIGINT,
-        export_expires_at TEXT
+        export_expires_at TEXT,
+        extension_told_on TEXT,
+        extension_told_how TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS cases_open_due ON cases (status, due_on)",
     """CREATE TABLE IF NOT EXISTS case_identifiers (
@@ -174,6 +176,13 @@ POSTGRES_DDL = COMMON_DDL + [
 ]
 
 
+# Columns added after the first release: a register made before them gains them when opened.
+ADDED_COLUMNS = [
+    ("cases", "extension_told_on", "TEXT"),  # when the requester was told of the extension (GDPR 12(3))
+    ("cases", "extension_told_how", "TEXT"),  # ... and how
+]
+
+
 class Tx:
     """One open transaction: ``execute`` returns the rows (a list of tuples) or []."""
 
@@ -229,6 +238,10 @@ class SqliteBackend(Backend):
         with self.transaction() as tx:
             for stmt in SQLITE_DDL:
                 tx.execute(stmt)
+            for table, column, sql_type in ADDED_COLUMNS:
+                have = {r[1] for r in tx.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")  # names: constants above
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -274,6 +287,12 @@ class PostgresBackend(Backend):
             tx.execute("SELECT pg_advisory_xact_lock(7715001)")
             for stmt in POSTGRES_DDL:
                 tx.execute(stmt)
+            for table, column, sql_type in ADDED_COLUMNS:
+                # Checked first: ALTER TABLE takes an exclusive lock even when the column exists,
+                # which would deadlock against other processes' open transactions.
+                if not tx.one("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                              "AND table_name = ? AND column_name = ?", [table, column]):
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")  # names: constants above
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
