@@ -25,13 +25,25 @@ The client also stops on an empty page, so a missing ``meta`` cannot loop it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from connectors.errors import AuthError, BadPayloadError
+from dataclasses import dataclass, field
+
+from connectors.errors import AuthError, BadPayloadError, BadRequestError
 from connectors.http import HttpClient, RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.docue.com/public/v2"
 MAX_PER_PAGE = 100
 MAX_PAGES = 100_000  # a guard against a server that never says "last page"
 SIGNER_FIELDS = ("firstName", "lastName", "email", "phoneNumber", "countryCode", "companyTitle", "companyIdent")
+
+
+@dataclass
+class PartySearch:
+    """What a search of every document found (see ``DocueClient.find_parties``)."""
+
+    by_email: list[tuple[dict, dict]] = field(default_factory=list)
+    without_email: list[tuple[dict, dict]] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)  # reasons, no personal data
+    documents_without_signers: int = 0
 
 
 class DocueClient:
@@ -66,26 +78,52 @@ class DocueClient:
             if not body["data"] or (isinstance(last, int) and page >= last):
                 return
 
-    def find_parties(self, emails: Iterable[str]) -> list[tuple[dict, dict]]:
-        """(document, signer) for every signer with one of the e-mails. Phone numbers are not
-        matched: a signer's number is often the company's switchboard, and a wrong match would
-        hand one person's contract data to another."""
+    def find_parties(self, emails: Iterable[str]) -> PartySearch:
+        """The person's signer records.
+
+        - ``by_email``: (document, signer) for every signer with one of the e-mails.
+        - ``without_email``: every signer that has no e-mail at all: the caller matches them by
+          the subject's full name (``pipelines/erasure/matching.py``). A name is not proof of
+          identity: such matches are for the officer to confirm, never acted on.
+        - ``unverified``: why the answer cannot prove absence (no ``signatures`` relation in the
+          answer, or Docue refusing the include; see the module docstring).
+
+        Phone numbers are not matched: a signer's number is often the company's switchboard, and
+        a wrong match would hand one person's contract data to another."""
         wanted = {e.strip().casefold() for e in emails if e and e.strip()}
-        out = []
-        for doc in self.documents():
-            for signer in doc.get("signatures") or []:
-                if not isinstance(signer, dict):
+        found = PartySearch()
+        try:
+            for doc in self.documents():
+                signers = doc.get("signatures")
+                if not isinstance(signers, list):
+                    # The include was ignored (or the relation renamed): this document's signers
+                    # are unknown, so "no match" would be a guess.
+                    found.documents_without_signers += 1
                     continue
-                email = str(signer.get("email") or "").strip().casefold()
-                if email and email in wanted:
-                    out.append((doc, signer))
-        return out
+                for signer in signers:
+                    if not isinstance(signer, dict):
+                        continue
+                    email = str(signer.get("email") or "").strip().casefold()
+                    if email:
+                        if email in wanted:
+                            found.by_email.append((doc, signer))
+                    else:
+                        found.without_email.append((doc, signer))
+        except BadRequestError as exc:
+            if exc.status != 400 or "include" not in str(exc).casefold():
+                raise
+            found.unverified.append("Docue refused include=signatures: signers cannot be read through the API; "
+                                    "search the contracts by hand in Docue")
+        if found.documents_without_signers:
+            found.unverified.append(f"{found.documents_without_signers} documents came without their signers "
+                                    "(include=signatures ignored): search them by hand in Docue")
+        return found
 
     def export(self, emails: Iterable[str]) -> dict[str, list[dict]]:
         """The person's signer records (``contract_party``) and the metadata of those documents
         (``contract``). Other parties of the same contracts are left out: they are other people."""
         parties, contracts = [], {}
-        for doc, signer in self.find_parties(emails):
+        for doc, signer in self.find_parties(emails).by_email:
             parties.append({"id": signer.get("id"), "document_id": doc.get("id"), "type": signer.get("type"),
                             **{k: signer.get(k) for k in SIGNER_FIELDS}, "signedAt": signer.get("signedAt")})
             contracts[str(doc.get("id"))] = {k: v for k, v in doc.items() if k != "signatures"}

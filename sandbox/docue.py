@@ -1,16 +1,28 @@
 """Imitation of Docue's v2 API, read-only (facts: see the docstring of connectors/docue.py).
 
-Like the documented API: base ``/public/v2``, ``Authorization: Bearer <API_TOKEN>``,
-``include=`` loading relations (``signatures``, ``folder``) or counts (``signatures_count``):
-without the include a relation is simply missing from the answer; ``page`` + ``per_page``
-paging; ISO 8601 datetimes; ``GET /documents/{id}/download`` returns the file. No route
-writes, deletes or anonymises (none is documented): other methods answer 405.
+Published (apidocs-docue.vercel.app, the v2 draft "work-in-progress and may have errors and
+omissions"; apidocs.docue.com for the legacy API): base ``/public/v2``, ``Authorization: Bearer
+<API_TOKEN>``, ``include=`` loading relations or their counts ("If relation data is missing a
+response, just try adding the corresponding include"), ``page`` + ``per_page`` paging, dates
+``Y-m-d`` or ISO 8601, ``GET /documents/{id}/download`` returning the file. No write, delete or
+anonymise route is published: other methods answer 405 here.
 
-Choices where the documentation is silent (inference, kept in one place so the connector's
-assumptions are visible): Laravel-style envelopes (``{"data": [...], "links", "meta":
-{current_page, last_page, per_page, total}}``; a single object as ``{"data": {...}}``),
-``per_page`` default 15 and capped at 100, errors as ``{"message": ...}`` (401 says
-``Unauthenticated.``), signer fields named as in the legacy API's ``signatures[i][...]``.
+**Our guesses** (Docue publishes none of them; ``contact-register doctor --shapes`` on a real
+account settles them):
+
+- that ``signatures`` (and ``signatures_count``) is an include of ``/documents`` at all. The
+  legacy API names signers only on *create* (``signatures[i][type|firstName|lastName|email|
+  phoneNumber|countryCode|companyTitle|companyIdent|redirectUrl]``); the response fields here
+  (those names plus ``id`` and ``signedAt``) are our guess from that form;
+- the Laravel-style envelope ``{"data": [...], "links", "meta": {current_page, last_page,
+  per_page, total}}``, a single object as ``{"data": {...}}``, ``per_page`` default 15, cap 100;
+- errors as ``{"message": ...}`` (401 ``Unauthenticated.``), and an unknown include refused with
+  HTTP 400 as Laravel's query builders do.
+
+Because the include is a guess, ``signatures_include`` makes the imitation behave as each
+plausible real service would: ``"supported"`` (default), ``"ignored"`` (the include is silently
+dropped: documents come without signers) or ``"refused"`` (HTTP 400 for ``signatures``). The
+connector must answer "unverified" for the last two, never "not found".
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ BASE = "/public/v2"
 DEFAULT_PER_PAGE = 15
 MAX_PER_PAGE = 100
 INCLUDES = ("signatures", "folder", "signatures_count")
+INCLUDE_MODES = ("supported", "ignored", "refused")
 
 
 def _iso(ts: float | None) -> str | None:
@@ -50,6 +63,7 @@ class DocueImitation(Imitation):
     def __init__(self, world: World, token: str = DEFAULT_TOKEN) -> None:
         super().__init__()
         self.token = token
+        self.signatures_include = "supported"  # one of INCLUDE_MODES: see the module docstring
         self._lock = threading.RLock()
         dw = world.derive("docue")
         self.documents: dict[int, dict] = {d.id: d._asdict() for d in dw.documents}
@@ -82,10 +96,14 @@ class DocueImitation(Imitation):
 
     def _includes(self, req: Request) -> set[str]:
         wanted = {part.strip() for part in (req.query.get("include") or "").split(",") if part.strip()}
-        unknown = wanted - set(INCLUDES)
+        signer_includes = {"signatures", "signatures_count"}
+        if self.signatures_include == "ignored":  # a server that drops what it does not know
+            return wanted & (set(INCLUDES) - signer_includes)
+        known = set(INCLUDES) - (signer_includes if self.signatures_include == "refused" else set())
+        unknown = wanted - known
         if unknown:
             raise ApiError(400, f"Requested include(s) `{','.join(sorted(unknown))}` are not allowed. "
-                                f"Allowed include(s) are `{','.join(INCLUDES)}`.")
+                                f"Allowed include(s) are `{','.join(sorted(known))}`.")
         return wanted
 
     def _document_json(self, d: dict, includes: set[str]) -> dict[str, Any]:

@@ -229,6 +229,62 @@ def test_docue_finds_and_exports_the_person_and_changes_nothing(small_sandbox, c
     assert (dc.documents, dc.signatures) == before
 
 
+def test_docue_signer_without_email_is_listed_for_the_officer_by_full_name(small_sandbox, clients):
+    """Issue 15 item 6: a signer record with a name but no e-mail was neither found nor listed.
+    It must be a manual task naming the record, marked as found by name only; nothing is acted
+    on and the export does not hand it out."""
+    dc, world = small_sandbox.docue, small_sandbox.world
+    nameless = sorted((s for s in world.derive("docue").signatures if s.true_person_id and not s.email),
+                      key=lambda s: s.id)
+    h = humans(world)[nameless[0].true_person_id]
+    # Expected from the world itself: every e-mail-less signer with the same first and last name
+    # (a namesake too: that is why the officer confirms).
+    by_name = {f"{s.document_id}/{s.id}" for s in world.derive("docue").signatures
+               if not s.email and (s.first_name.casefold(), s.last_name.casefold())
+               == (h.first_name.casefold(), h.last_name.casefold())}
+    by_email = {f"{s['document_id']}/{s['id']}" for s in dc.signatures_of(h.true_person_id) if s["email"]}
+    assert by_name and f"{nameless[0].document_id}/{nameless[0].id}" in by_name
+    subject = subject_of(h)
+    before = copy.deepcopy((dc.documents, dc.signatures))
+
+    eraser = load_erasers()["docue"]
+    plan = eraser.plan(clients, subject, date.today())
+    steps = {(s.record_kind, s.record_id): s for s in plan}
+    assert {rid for kind, rid in steps if kind == "contract_party_by_name"} == by_name
+    assert {rid for kind, rid in steps if kind == "contract_party"} == by_email
+    assert all(s.action == "manual" for s in plan)
+    assert all("name only" in steps[("contract_party_by_name", r)].detail for r in by_name)
+    outcome = eraser.execute(clients, subject, plan)
+    assert outcome.state == "manual_open" and outcome.records == 0
+    assert f"{len(by_name)} found by name only" in outcome.detail
+    assert (dc.documents, dc.signatures) == before
+    # The export hands out only what the e-mail proves.
+    exported = clients.client("docue").export(subject.emails)
+    assert {f"{p['document_id']}/{p['id']}" for p in exported["contract_party"]} == by_email
+
+    # The same person with only a first name known: no name-only candidates (too many people).
+    first_only = WritebackSubject(case_id="ERA-x", identifiers=subject.identifiers, emails=subject.emails,
+                                  names=[h.first_name])
+    assert not [s for s in eraser.plan(clients, first_only, date.today()) if s.record_kind == "contract_party_by_name"]
+
+
+@pytest.mark.parametrize("mode", ["ignored", "refused"])
+def test_docue_unknown_or_ignored_include_is_unverified_never_not_found(small_sandbox, clients, mode):
+    """Issue 16: ``include=signatures`` is not published. A Docue that ignores it (documents
+    without signers) or refuses it (HTTP 400) cannot show that the person is absent: the plan
+    is a manual search marked unverified, and the outcome is manual_open, not not_found."""
+    dc, world = small_sandbox.docue, small_sandbox.world
+    signer = next(s for s in world.derive("docue").signatures if s.true_person_id and s.email)
+    subject = subject_of(humans(world)[signer.true_person_id])
+    dc.signatures_include = mode
+    eraser = load_erasers()["docue"]
+    plan = eraser.plan(clients, subject, date.today())
+    assert [(s.record_kind, s.record_id, s.action) for s in plan] == [("search", "all", "manual")]
+    assert plan[0].detail.startswith("unverified")
+    outcome = eraser.execute(clients, subject, plan)
+    assert outcome.state == "manual_open" and "unverified" in outcome.detail
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 def test_errors_are_mapped_and_server_errors_retried(small_sandbox):
