@@ -25,6 +25,7 @@ from dagster import (
     op,
 )
 
+from connectors.clock import today_helsinki
 from connectors.legal_hold import FinancialYears
 from pipelines.register.description import DescriptionError
 from pipelines.retention.review import run_review
@@ -49,7 +50,7 @@ def review_retention(context: OpExecutionContext, config: RetentionReviewConfig)
     """Apply the retention rules and open an erasure case for each stale person."""
     try:
         rules = review_rules()
-        today = date.fromisoformat(config.as_of) if config.as_of.strip() else date.today()
+        today = date.fromisoformat(config.as_of) if config.as_of.strip() else today_helsinki()
         years = FinancialYears.parse(config.financial_year_start)
     except (DescriptionError, ValueError) as exc:
         raise Failure(f"retention review cannot start: {exc}") from None
