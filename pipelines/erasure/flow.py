@@ -33,6 +33,7 @@ from typing import Callable
 
 import duckdb
 
+from connectors.clock import today_helsinki
 from connectors.errors import SafeMessage, describe
 from pipelines.erasure.matching import narrow_to_personal
 from pipelines.register.cases import Register
@@ -139,7 +140,7 @@ def run_erasure(
     own_stores: Callable[[WritebackSubject], Outcome],
     log: Callable[[str], None] = lambda _m: None,
 ) -> ErasureResult:
-    today = date.today()
+    today = today_helsinki()
     case = register.get(case_id)
     if case.kind != "erasure":
         raise ErasureRefused(f"case {case_id} is a {case.kind} case; the erasure job answers erasure cases")
@@ -273,7 +274,7 @@ def _own_stores_step(register, case, result: ErasureResult, subject, own_stores,
 def due_followups(register: Register, today: date | None = None) -> list[tuple[str, str]]:
     """(case id, hold end date) of open erasure cases with a held system whose hold has ended
     (``held_until`` is the last day the record must be kept, so the erasure is due the day after)."""
-    today = today or date.today()
+    today = today or today_helsinki()
     out = []
     for case in register.list_cases(status="open", kind="erasure"):
         ends = [st.held_until for st in register.get(case.case_id).systems.values()
