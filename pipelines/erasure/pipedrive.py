@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from connectors.clock import today_helsinki
 from connectors.errors import NotFoundError
 from pipelines.erasure.matching import is_subject_record
 from pipelines.erasure.policy import PolicyError, mask_value, system_policy
@@ -168,5 +169,5 @@ class PipedriveEraser:
         return Outcome(SYSTEM, "done", records=done, detail=detail)
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
-        return [f"{s.record_kind}:{s.record_id}" for s in self.plan(clients, subject, date.today())
+        return [f"{s.record_kind}:{s.record_id}" for s in self.plan(clients, subject, today_helsinki())
                 if s.action in ("delete", "mask")]
