@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from datetime import date
 
+from connectors.clock import today_helsinki
 from connectors.google_workspace_ops import Findings, erase, find
 from pipelines.erasure.policy import system_policy
 from pipelines.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
@@ -115,5 +116,5 @@ class GoogleEraser:
         return Outcome(SYSTEM, "done", records=sum(done.values()), detail=detail)
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
-        return [f"{s.record_kind}:{s.record_id}" for s in self.plan(clients, subject, date.today())
+        return [f"{s.record_kind}:{s.record_id}" for s in self.plan(clients, subject, today_helsinki())
                 if s.action in ("delete", "mask")]
