@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from connectors.clock import today_helsinki
 from connectors.errors import NotFoundError
 from connectors.legal_hold import BOOKS, RULES, LegalHold
 from connectors.netvisor import CONTACT_FIELDS, LegalHoldError
@@ -116,5 +117,5 @@ class NetvisorEraser:
         return Outcome(SYSTEM, "done", records=done, detail=f"{done} records erased")
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
-        return [f"{s.record_kind}:{s.record_id}" for s in self.plan(clients, subject, date.today())
+        return [f"{s.record_kind}:{s.record_id}" for s in self.plan(clients, subject, today_helsinki())
                 if s.action in ("delete", "mask")]
