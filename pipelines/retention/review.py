@@ -32,6 +32,7 @@ from datetime import date
 import duckdb
 
 from assets.suppression.check import warehouse_identifiers
+from connectors.clock import today_helsinki
 from connectors.legal_hold import BOOKS, VOUCHER, FinancialYears, retention_end
 from pipelines.register.cases import Register, add_months
 from pipelines.register.description import load_description
@@ -152,7 +153,7 @@ def _hashes(register: Register, ids) -> set[str]:
 def run_review(con: duckdb.DuckDBPyConnection, register: Register, *, rules: dict[str, int], actor: str,
                today: date | None = None, years: FinancialYears = FinancialYears(),
                dry_run: bool = False) -> ReviewResult:
-    today = today or date.today()
+    today = today or today_helsinki()
     stale, facts, undated = stale_persons(con, rules, today)
     result = ReviewResult(persons=len(facts), undated=undated)
     open_keys = _open_case_keys(register)
