@@ -6,8 +6,7 @@ deletes both (the audit trail keeps the fact)."""
 
 from __future__ import annotations
 
-from datetime import date
-
+from connectors.clock import today_helsinki
 from pipelines.register.cases import Register, RegisterError, _text
 from pipelines.writeback.base import WritebackSubject
 
@@ -17,7 +16,7 @@ LIFT_DECIDED = "restriction_lift_decided"
 def add_restriction(register: Register, subject: WritebackSubject, marks: list[tuple[str, str, str]], *,
                     actor: str) -> dict[str, int]:
     """Record the subject's keys and the marked records under their case (idempotent)."""
-    today = date.today().isoformat()
+    today = today_helsinki().isoformat()
     with register.backend.transaction() as tx:
         for kind, values in (("email", subject.emails), ("phone", subject.phones)):
             for value in values:
