@@ -34,6 +34,7 @@ from typing import Iterable
 
 import duckdb
 
+from connectors.clock import today_helsinki
 from connectors.errors import SafeMessage
 from assets.warehouse.identity import generic_local_parts
 from assets.warehouse.normalize import normalize_email, normalize_phone
@@ -137,7 +138,7 @@ class SuppressionList:
         if not values["email"] and not values["phone"]:
             raise RegisterError("nothing to suppress: the subject has no personal email or phone")
         rows = [(kind, self.hash(kind, v)) for kind, vs in values.items() for v in sorted(vs)]
-        today = date.today().isoformat()
+        today = today_helsinki().isoformat()
         with self.register.backend.transaction() as tx:
             if tx.one("SELECT 1 FROM cases WHERE case_id = ?", [subject.case_id]) is None:
                 raise RegisterError(f"no case {subject.case_id}")
