@@ -60,6 +60,7 @@ import defusedxml.ElementTree as SafeET
 import requests
 from defusedxml import DefusedXmlException
 
+from connectors.clock import today_helsinki
 from connectors.errors import (
     AuthError,
     BadPayloadError,
@@ -675,7 +676,7 @@ class NetvisorClient:
         check). Verified by reading the customer back."""
         if check_holds:
             hold = self.legal_hold_for_contact_person(customer_id, contact_person_id)
-            if hold is not None and hold.active(date.today()):
+            if hold is not None and hold.active(today_helsinki()):
                 raise LegalHoldError(f"contact person {contact_person_id} is on {len(hold.basis)} invoices: "
                                      f"kept until {hold.ends_on.isoformat()}", hold, system=SYSTEM)
         self.call("POST", "contactperson.nv", {"method": "delete", "id": contact_person_id},
