@@ -50,8 +50,9 @@ import re
 import sqlite3
 import time
 import traceback
+import unicodedata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import duckdb
 import phonenumbers
@@ -61,7 +62,7 @@ from assets.google.sync import CHILDREN as GOOGLE_CHILDREN
 from assets.raw_store import raw_path
 from assets.warehouse import identity_state
 from assets.warehouse.build import _process_alive, _remove_abandoned_builds, build_warehouse, discover_systems, publish
-from pipelines.erasure.byte_scan import phone_variants, scan
+from pipelines.erasure.byte_scan import phone_variants
 from pipelines.erasure.matching import narrow_to_personal
 from pipelines.register.cases import REDACTED_PREFIX, Register
 from pipelines.suppression import SuppressionList
@@ -142,21 +143,38 @@ class Needles:
                 spellings.add(national)
         return rf"(^|[^0-9])({'|'.join(sorted(spellings))})([^0-9]|$)" if spellings else None
 
-    @functools.cached_property
-    def _compiled(self) -> tuple[re.Pattern | None, re.Pattern | None, list[str]]:
-        email, phone = self.email_regex(), self.phone_regex()
-        return (re.compile(email) if email else None, re.compile(phone) if phone else None,
-                [n.casefold() for n in self.names])
+    @property
+    def full_names(self) -> list[str]:
+        """The names of two or more words: only these can prove that a text is about the
+        person (a first name alone is shared by thousands and hides inside longer words)."""
+        return [n for n in self.names if len(n.split()) >= 2]
 
-    def in_text(self, text: str) -> bool:
-        """Whether ``text`` holds an email (any case), a phone (any common spelling) or a name."""
-        email, phone, names = self._compiled
+    def full_name_regex(self) -> str | None:
+        """A full name as whole words in casefolded NFC text, in the given order or family name
+        first ("Hyvärinen, Essi"); never inside a longer word ("Tessi Hyvärinenkö")."""
+        alternatives = set()
+        for name in self.full_names:
+            words = [re.escape(w) for w in unicodedata.normalize("NFC", name).casefold().split()]
+            alternatives.add(r"[\s,]+".join(words))
+            alternatives.add(r"[\s,]+".join(words[-1:] + words[:-1]))
+        return rf"(?<!\w)(?:{'|'.join(sorted(alternatives))})(?!\w)" if alternatives else None
+
+    @functools.cached_property
+    def _compiled(self) -> tuple[re.Pattern | None, re.Pattern | None, re.Pattern | None]:
+        email, phone, name = self.email_regex(), self.phone_regex(), self.full_name_regex()
+        return (re.compile(email) if email else None, re.compile(phone) if phone else None,
+                re.compile(name) if name else None)
+
+    def concerns(self, text: str) -> bool:
+        """Whether ``text`` is proven to be about the person: it holds one of their emails (a
+        whole address, any case), phones (any common spelling, never inside a longer number) or
+        full names (whole words). A single name part or a substring proves nothing."""
+        email, phone, name = self._compiled
         if email and email.search(text.lower()):
             return True
         if phone and phone.search(re.sub(PHONE_SEPARATORS, "", text)):
             return True
-        folded = text.casefold()
-        return any(n in folded for n in names)
+        return bool(name and name.search(unicodedata.normalize("NFC", text).casefold()))
 
     def for_scan(self) -> dict[str, list[str]]:
         return {"email": list(self.emails), "phone": sorted({v for p in self.phones for v in phone_variants(p)}),
@@ -404,13 +422,30 @@ def _delete_exports(register: Register, case_ids: list[str], export_dir: Path, a
 UNFINISHED_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED", "SUSPENDED")
 
 
-def _run_holds(instance, run, needles: Needles) -> bool:
+def _strings(value) -> Iterator[str]:
+    """Every string (keys too) inside decoded JSON: serialized events escape non-ASCII
+    ("Hyv\\u00e4rinen"), so names are searched in the decoded strings, not in the JSON text."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def _run_concerns(instance, run, needles: Needles) -> tuple[bool, int]:
+    """(whether the run's stored config, tags or events prove it is about the person, number of
+    events it holds)."""
     from dagster import serialize_value
 
-    stored = json.dumps({"config": run.run_config, "tags": run.tags}, ensure_ascii=False, default=str)
-    if needles.in_text(stored):
-        return True
-    return any(needles.in_text(serialize_value(entry)) for entry in instance.all_logs(run.run_id))
+    if needles.concerns("\n".join(_strings({"config": run.run_config, "tags": dict(run.tags)}))):
+        return True, len(instance.all_logs(run.run_id))
+    entries = instance.all_logs(run.run_id)
+    hit = any(needles.concerns("\n".join(_strings(json.loads(serialize_value(e))))) for e in entries)
+    return hit, len(entries)
 
 
 def _vacuum_sqlite_files(folder: Path) -> int:
@@ -432,18 +467,35 @@ def _vacuum_sqlite_files(folder: Path) -> int:
     return done
 
 
-def scrub_dagster(dagster_home: Path, needles: Needles) -> dict[str, int]:
-    """Delete the Dagster runs (config, tags, events, compute logs) that hold an identifier, and
-    other runs' compute-log files that do; vacuum SQLite storage. Works on any instance storage
-    (SQLite, PostgreSQL) through the public API; the vacuum applies to SQLite files only."""
+def _log_files(base: Path) -> Iterator[Path]:
+    if base.is_dir():
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not _is_sqlite(path):
+                yield path
+
+
+def _file_concerns(path: Path, needles: Needles) -> bool:
+    # Compute logs are the steps' captured stdout and stderr: UTF-8 text.
+    return needles.concerns(path.read_bytes().decode("utf-8", errors="replace"))
+
+
+def scrub_dagster(dagster_home: Path, needles: Needles, deleted: dict[str, dict[str, int]] | None = None
+                  ) -> dict[str, int]:
+    """Delete the Dagster runs (config, tags, events, compute logs) proven to be about the
+    person (:meth:`Needles.concerns`: their email, phone or full name, never a name part), and
+    other runs' compute-log files that are; vacuum SQLite storage. Works on any instance storage
+    (SQLite, PostgreSQL) through the public API; the vacuum applies to SQLite files only.
+    ``deleted`` (if given) receives, per run id, the events and log files removed (counts only)."""
     from dagster import DagsterInstance, DagsterRunStatus
 
     counts = {"dagster_runs_deleted": 0, "dagster_log_files_deleted": 0, "dagster_runs_busy": 0}
-    if not (needles.emails or needles.phones or needles.names):
+    deleted = {} if deleted is None else deleted
+    if not (needles.emails or needles.phones or needles.full_names):
         return counts
     unfinished = {DagsterRunStatus[s] for s in UNFINISHED_RUN_STATUSES if s in DagsterRunStatus.__members__}
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         logs = instance.compute_log_manager
+        base = Path(getattr(logs, "_base_dir", "") or dagster_home / "storage")
         cursor = None
         while True:
             records = instance.get_run_records(limit=200, cursor=cursor, ascending=True)
@@ -452,22 +504,26 @@ def scrub_dagster(dagster_home: Path, needles: Needles) -> dict[str, int]:
             cursor = records[-1].dagster_run.run_id
             for record in records:
                 run = record.dagster_run
-                if not _run_holds(instance, run, needles):
+                hit, events = _run_concerns(instance, run, needles)
+                if not hit:
                     continue
                 if run.status in unfinished:
                     counts["dagster_runs_busy"] += 1
                     continue
+                log_files = sum(1 for _ in _log_files(base / run.run_id))
                 instance.delete_run(run.run_id)
                 if hasattr(logs, "delete_logs"):
                     logs.delete_logs(prefix=[run.run_id])
                 counts["dagster_runs_deleted"] += 1
+                deleted[run.run_id] = {"events": events, "log_files": log_files}
         # Compute logs of the runs kept (and anything else in the local storage folder).
-        base = Path(getattr(logs, "_base_dir", "") or dagster_home / "storage")
-        for path, _kind, _enc in scan([base], needles.for_scan()):
-            path = Path(path.split("!", 1)[0])
-            if path.exists() and not _is_sqlite(path):
+        for path in _log_files(base):
+            if _file_concerns(path, needles):
                 path.unlink()
                 counts["dagster_log_files_deleted"] += 1
+                owner = path.relative_to(base).parts[0]
+                entry = deleted.setdefault(owner, {"events": 0, "log_files": 0})
+                entry["log_files"] += 1
     counts["dagster_sqlite_files_vacuumed"] = _vacuum_sqlite_files(dagster_home)
     return counts
 
@@ -523,7 +579,12 @@ def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, expo
         step = "exports"
         counts["exports_deleted"] = _delete_exports(register, related, export_dir, actor)
         step = "dagster"
-        counts.update(scrub_dagster(Path(dagster_home), needles))
+        runs: dict[str, dict[str, int]] = {}
+        try:
+            counts.update(scrub_dagster(Path(dagster_home), needles, runs))
+        finally:
+            if runs:  # what was removed, per run id (ids and counts only), even if a later run failed
+                register.record_event(case_id, "dagster_runs_deleted", {"runs": runs}, actor=actor)
         if counts["dagster_runs_busy"]:
             raise StoreBusy(f"{counts['dagster_runs_busy']} unfinished Dagster runs hold the person's identifiers; "
                             "run the erasure again after they end")
