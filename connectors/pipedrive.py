@@ -57,7 +57,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "organizations": Endpoint("organizations", 2, "api/v2/organizations"),
     # Deleted deals stay listable for 30 days with status=deleted: the one delete feed there is.
     "deals": Endpoint("deals", 2, "api/v2/deals", {"status": "open,won,lost,deleted"}),
-    "activities": Endpoint("activities", 2, "api/v2/activities"),
+    # Attendees (email, name) come only when asked for; the erasure needs to see them.
+    "activities": Endpoint("activities", 2, "api/v2/activities", {"include_fields": "attendees"}),
     "notes": Endpoint("notes", 1, "notes"),
 }
 
@@ -166,7 +167,7 @@ class PipedriveClient:
 
     def _v2_params(self, endpoint: Endpoint) -> dict[str, str]:
         params = dict(endpoint.params)
-        if not self.include_marketing_status:
+        if endpoint.entity == "persons" and not self.include_marketing_status:
             params.pop("include_fields", None)
         return params
 
@@ -271,7 +272,7 @@ class PipedriveClient:
         or export what hangs off a person."""
         if entity not in ("deals", "activities"):
             raise ValueError("linked_to_person lists deals or activities")
-        params = {"person_id": str(person_id), "limit": str(self.page_limit)}
+        params = dict(self._v2_params(ENDPOINTS[entity]), person_id=str(person_id), limit=str(self.page_limit))
         if entity == "deals":
             params["status"] = "open,won,lost"
         return [r for page in self._walk_v2(ENDPOINTS[entity].path, params) for r in page.records]

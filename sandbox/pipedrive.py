@@ -1,4 +1,9 @@
-"""Imitation of the Pipedrive REST API (facts: /work/shared/pipedrive.md).
+"""Imitation of the Pipedrive REST API.
+
+Sources: Pipedrive's API reference (https://developers.pipedrive.com/docs/api/v1, whose pages
+cover v2 too), its OpenAPI files (https://developers.pipedrive.com/docs/api/v1/openapi.yaml and
+.../openapi-v2.yaml) and the core-concepts guides (https://pipedrive.readme.io/docs/). Where
+these disagree with our research notes, the vendor's documents were followed.
 
 v2 for persons, organizations, deals, activities, fields and person search; v1 for notes,
 mail messages, a person's flow (field changes made through the API, notes, activities), person
@@ -6,10 +11,21 @@ merge, fields and users. Envelopes, cursor/offset paging, auth styles,
 strict validation, soft delete with a 30-day purge, per-token burst windows, the daily token
 budget and the rate-limit headers follow the real API as documented there.
 
+Activities carry ``attendees`` (email, name, status, is_organizer, person_id, user_id), written
+with POST/PATCH ``/api/v2/activities`` and returned only with ``include_fields=attendees``, as
+the Activities reference says. The v1 activity endpoints (``PUT /v1/activities/{id}`` ...) are
+deprecated and gone from the current v1 OpenAPI file, so they are not served. ``include_fields``
+takes exactly the values the reference lists per entity (counts, next/last activity, mail times,
+marketing_status, smart_bcc_email; ``attendees`` for activities) and refuses others with 400.
+
+Out of scope, answered 404 as an unknown route: ``/v1/recents``, the v1 persons, organizations,
+deals and activities CRUD and lists (deprecated in favour of v2), leads, products, files,
+pipelines and stages, filters, webhooks, mailbox, itemSearch, goals, projects and every other
+endpoint not registered in ``_register_routes``. The connector uses none of them.
+
 All state sits behind one lock: requests are short, and one lock makes every response a
 consistent snapshot (a page is serialised while the lock is held).
 """
-
 from __future__ import annotations
 
 import base64
@@ -43,6 +59,31 @@ FILTERS = {"persons": ("owner_id", "org_id"), "organizations": ("owner_id",),
            "deals": ("owner_id", "person_id", "org_id", "stage_id", "pipeline_id"),
            "activities": ("owner_id", "person_id", "org_id", "deal_id")}
 DEAL_STATUSES = ("open", "won", "lost", "deleted")
+# include_fields values per list/get, as the v2 reference lists them (GET /api/v2/persons,
+# /organizations, /deals, /activities and their /{id}: https://developers.pipedrive.com/docs/api/v1/Persons,
+# .../Organizations, .../Deals, .../Activities; the enum of the include_fields parameter in
+# https://developers.pipedrive.com/docs/api/v1/openapi-v2.yaml). A value outside the list is a 400.
+_PERSON_COUNTS = ("open_deals_count", "related_open_deals_count", "closed_deals_count",
+                  "related_closed_deals_count", "participant_open_deals_count", "participant_closed_deals_count",
+                  "email_messages_count", "activities_count", "done_activities_count", "undone_activities_count",
+                  "files_count", "notes_count", "followers_count", "won_deals_count", "related_won_deals_count",
+                  "lost_deals_count", "related_lost_deals_count")
+INCLUDE_FIELDS = {
+    "persons": ("next_activity_id", "last_activity_id", *_PERSON_COUNTS, "last_incoming_mail_time",
+                "last_outgoing_mail_time", "marketing_status", "doi_status", "smart_bcc_email"),
+    "organizations": ("next_activity_id", "last_activity_id", "open_deals_count", "related_open_deals_count",
+                      "closed_deals_count", "related_closed_deals_count", "email_messages_count", "people_count",
+                      "activities_count", "done_activities_count", "undone_activities_count", "files_count",
+                      "notes_count", "followers_count", "won_deals_count", "related_won_deals_count",
+                      "lost_deals_count", "related_lost_deals_count", "smart_bcc_email"),
+    "deals": ("next_activity_id", "last_activity_id", "first_won_time", "products_count", "files_count",
+              "notes_count", "followers_count", "email_messages_count", "activities_count", "done_activities_count",
+              "undone_activities_count", "participants_count", "last_incoming_mail_time", "last_outgoing_mail_time",
+              "smart_bcc_email", "source_lead_id"),
+    "activities": ("attendees",),
+}
+WRITE_ANSWER_INCLUDES = {"marketing_status", "attendees"}  # POST/PATCH answers carry them (reference examples)
+SMART_BCC = "sandbox@pipedrivemail.invalid"  # one Smart BCC address per company
 PURGE_AFTER = 30 * 86400
 WINDOW_SECONDS = 2.0
 ERROR_INFO = "Please check developers.pipedrive.com"
@@ -314,14 +355,104 @@ class PipedriveImitation(Imitation):
             raise ApiError(404, f"{noun.capitalize()} not found", "ERR_NOT_FOUND")
         return rec
 
+    @staticmethod
+    def _include(q: dict[str, str], entity: str) -> set[str]:
+        wanted = {v.strip() for v in (q.get("include_fields") or "").split(",") if v.strip()}
+        unknown = wanted - set(INCLUDE_FIELDS[entity])
+        if unknown:
+            raise _bad(f"Parameter 'include_fields' accepts {', '.join(INCLUDE_FIELDS[entity])}")
+        return wanted
+
+    def _extras(self, entity: str, rids: list[int], include: set[str]) -> dict[int, dict[str, Any]]:
+        """The include_fields values other than marketing_status/attendees (which are stored),
+        computed from the store for ``rids`` only when asked for: one pass over the linked
+        records. Counts of things the imitation does not model (files, followers, products,
+        deal participants) are 0; ``related_*`` counts equal the direct ones (the reference does
+        not define "related"; our guess); ``doi_status`` is null (double opt-in is not modelled)."""
+        wanted = include - {"marketing_status", "attendees"}
+        if not wanted or not rids:
+            return {}
+        link = {"persons": "person_id", "organizations": "org_id", "deals": "deal_id"}[entity]
+        ids = set(rids)
+        deals: dict[int, list[dict]] = {}
+        acts: dict[int, list[dict]] = {}
+        notes: dict[int, int] = {}
+        people: dict[int, int] = {}
+        if entity != "deals":
+            for d in self._data["deals"].values():
+                if d.get(link) in ids and d.get("is_deleted") is not True:
+                    deals.setdefault(d[link], []).append(d)
+        for a in self._data["activities"].values():
+            if a.get("is_deleted") is True:
+                continue
+            full = self._full("activities", a)
+            owners = {full.get(link)}
+            if entity == "persons":
+                owners |= {x.get("person_id") for x in full.get("participants") or [] if isinstance(x, dict)}
+            for owner in owners & ids:
+                acts.setdefault(owner, []).append(full)
+        for n in self._data["notes"].values():
+            if n.get(link) in ids:
+                notes[n[link]] = notes.get(n[link], 0) + 1
+        if entity == "organizations":
+            for person in self._data["persons"].values():
+                if person.get("org_id") in ids and person.get("is_deleted") is not True:
+                    people[person["org_id"]] = people.get(person["org_id"], 0) + 1
+        out: dict[int, dict[str, Any]] = {}
+        for rid in rids:
+            own = deals.get(rid, [])
+            by_status = {st: sum(1 for d in own if d.get("status", "open") == st) for st in ("open", "won", "lost")}
+            mine = acts.get(rid, [])
+            done = [a for a in mine if a.get("done")]
+            undone = [a for a in mine if not a.get("done")]
+            mail = self._mail.get(rid, []) if entity == "persons" else []
+            values: dict[str, Any] = {
+                "open_deals_count": by_status["open"], "related_open_deals_count": by_status["open"],
+                "closed_deals_count": by_status["won"] + by_status["lost"],
+                "related_closed_deals_count": by_status["won"] + by_status["lost"],
+                "won_deals_count": by_status["won"], "related_won_deals_count": by_status["won"],
+                "lost_deals_count": by_status["lost"], "related_lost_deals_count": by_status["lost"],
+                "participant_open_deals_count": 0, "participant_closed_deals_count": 0,
+                "email_messages_count": len(mail), "activities_count": len(mine),
+                "done_activities_count": len(done), "undone_activities_count": len(undone),
+                "files_count": 0, "notes_count": notes.get(rid, 0), "followers_count": 0,
+                "people_count": people.get(rid, 0), "products_count": 0, "smart_bcc_email": SMART_BCC,
+                "next_activity_id": min(((str(a.get("due_date") or ""), a["id"]) for a in undone),
+                                        default=(None, None))[1],
+                "last_activity_id": max(((str(a.get("due_date") or ""), a["id"]) for a in done),
+                                        default=(None, None))[1],
+                "last_incoming_mail_time": self._mail_time(mail, 0),
+                "last_outgoing_mail_time": self._mail_time(mail, 1), "doi_status": None,
+            }
+            if entity == "deals":
+                deal = self._data["deals"][rid]
+                values.update(first_won_time=deal.get("won_time"), source_lead_id=None,
+                              participants_count=1 if deal.get("person_id") else 0)
+            out[rid] = {k: values[k] for k in wanted}
+        return out
+
+    @staticmethod
+    def _mail_time(mail: list[dict], sent: int) -> str | None:
+        times = [m["message_time"] for m in mail if m.get("sent_flag", 0) == sent and m.get("message_time")]
+        return dt.datetime.strptime(max(times), V1_FMT).strftime(V2_FMT) if times else None
+
     def _render(self, entity: str, rec: dict, include: set[str] = frozenset(),  # type: ignore[assignment]
-                custom_keys: list[str] | None = None) -> dict:
+                custom_keys: list[str] | None = None, extras: dict[str, Any] | None = None) -> dict:
         out = rec = self._full(entity, rec)
         if entity == "persons" and "marketing_status" in rec:
             out = dict(rec)
             status = out.pop("marketing_status")
             if "marketing_status" in include and self.campaigns_enabled:
                 out["marketing_status"] = status
+        if entity == "activities" and ("attendees" in include) != ("attendees" in out):
+            # attendees only through include_fields=attendees (GET /api/v2/activities reference)
+            out = dict(out)
+            if "attendees" in include:
+                out["attendees"] = []
+            else:
+                del out["attendees"]
+        if extras:
+            out = {**out, **extras}
         if custom_keys is not None and isinstance(out.get("custom_fields"), dict):
             out = dict(out)
             out["custom_fields"] = {k: v for k, v in rec["custom_fields"].items() if k in custom_keys}
@@ -409,7 +540,7 @@ class PipedriveImitation(Imitation):
             statuses = set(q["status"].split(","))
             if statuses - set(DEAL_STATUSES):
                 raise _bad("Parameter 'status' must be a list of open, won, lost, deleted")
-        include = set(q.get("include_fields", "").split(","))
+        include = self._include(q, entity)
         custom_keys = q["custom_fields"].split(",") if q.get("custom_fields") else None
         if custom_keys and len(custom_keys) > 15:
             raise _bad("Parameter 'custom_fields' accepts at most 15 keys")
@@ -464,7 +595,8 @@ class PipedriveImitation(Imitation):
                 break
             page.append((value, rid, rec))
 
-        data = [self._render(entity, r, include, custom_keys) for _, _, r in page]
+        extras = self._extras(entity, [rid for _, rid, _ in page], include)
+        data = [self._render(entity, r, include, custom_keys, extras.get(rid)) for _, rid, r in page]
         if req.page_fault == "duplicate":  # the same records twice within one page
             data = data + data[:PAGE_FAULT_OVERLAP]
         body: dict[str, Any] = {"success": True, "data": data}
@@ -478,8 +610,10 @@ class PipedriveImitation(Imitation):
 
     # ------------------------------------------------------------------ v2 single records
     def _get_one(self, req: Request, entity: str, rid: int) -> Response:
-        include = set(req.query.get("include_fields", "").split(","))
-        return json_response(200, {"success": True, "data": self._render(entity, self._live(entity, rid), include)})
+        include = self._include(req.query, entity)
+        rec = self._live(entity, rid)
+        return json_response(200, {"success": True, "data": self._render(
+            entity, rec, include, extras=self._extras(entity, [rid], include).get(rid))})
 
     def _defaults(self, entity: str) -> dict[str, Any]:
         custom = {f.key: None for f in self.fields[entity] if f.is_custom}
@@ -549,7 +683,7 @@ class PipedriveImitation(Imitation):
         self._next_id[entity] = rid + 1
         self._data[entity][rid] = rec
         self._changed(entity)
-        return json_response(200, {"success": True, "data": self._render(entity, rec, {"marketing_status"})})
+        return json_response(200, {"success": True, "data": self._render(entity, rec, WRITE_ANSWER_INCLUDES)})
 
     def _update(self, req: Request, entity: str, rid: int) -> Response:
         rec = self._live(entity, rid)
@@ -561,7 +695,7 @@ class PipedriveImitation(Imitation):
         if entity == "persons":
             self._log_person_changes(rid, before, updated, req)
         self._changed(entity)
-        return json_response(200, {"success": True, "data": self._render(entity, updated, {"marketing_status"})})
+        return json_response(200, {"success": True, "data": self._render(entity, updated, WRITE_ANSWER_INCLUDES)})
 
     def _delete(self, req: Request, entity: str, rid: int) -> Response:
         rec = self._live(entity, rid)
@@ -850,7 +984,7 @@ class PipedriveImitation(Imitation):
                 moved = False
                 if rec.get("person_id") == loser_id:
                     rec["person_id"], moved = survivor_id, True
-                for p in rec.get("participants") or []:
+                for p in (rec.get("participants") or []) + (rec.get("attendees") or []):
                     if isinstance(p, dict) and p.get("person_id") == loser_id:
                         p["person_id"], moved = survivor_id, True
                 if moved:

@@ -103,6 +103,27 @@ def _participants(name: str, v: Any) -> Any:
     return out
 
 
+ATTENDEE_KEYS = ("email", "name", "status", "is_organizer", "person_id", "user_id")
+
+
+def _attendees(name: str, v: Any) -> Any:
+    """v2 activity ``attendees``: objects of email, name, status (strings), is_organizer (boolean),
+    person_id, user_id (integers), every key optional (AddActivityRequest / UpdateActivityRequest
+    in https://developers.pipedrive.com/docs/api/v1/openapi-v2.yaml; the Activities page of
+    https://developers.pipedrive.com/docs/api/v1/Activities). Stored with all six keys, absent
+    ones as null, which is how the API answers empty values."""
+    if not isinstance(v, list):
+        raise _fail(name, "an array of objects")
+    checks: dict[str, Validator] = {"email": _opt(_str), "name": _opt(_str), "status": _opt(_str),
+                                    "is_organizer": _opt(_bool), "person_id": _opt(_int), "user_id": _opt(_int)}
+    out = []
+    for item in v:
+        if not isinstance(item, dict) or set(item) - set(ATTENDEE_KEYS):
+            raise _fail(name, f"an array of {{{', '.join(ATTENDEE_KEYS)}}} objects")
+        out.append({k: checks[k](f"{name}.{k}", item.get(k)) for k in ATTENDEE_KEYS})
+    return out
+
+
 def _address(name: str, v: Any) -> Any:
     if not isinstance(v, dict) or not isinstance(v.get("value", ""), str):
         raise _fail(name, "an address object")
@@ -126,7 +147,7 @@ SCHEMAS: dict[str, dict[str, Validator]] = {
                    "org_id": _opt(_int), "lead_id": _opt(_str), "due_date": _opt(_date),
                    "due_time": _opt(_str), "duration": _opt(_str), "busy": _bool, "done": _bool,
                    "location": _opt(_str), "note": _opt(_str), "public_description": _opt(_str),
-                   "priority": _opt(_int), "participants": _participants},
+                   "priority": _opt(_int), "participants": _participants, "attendees": _attendees},
 }
 
 REQUIRED = {"organizations": "name", "deals": "title"}

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 import requests
 from dagster import DagsterInstance, EnvVar
 
 from assets.google.assets import GoogleWorkspaceResource
+from assets.raw_store import raw_path
 from assets.warehouse.build import build_warehouse
 from assets.warehouse.normalize import normalize_email, normalize_phone
 from pipelines.definitions import defs
@@ -505,3 +507,93 @@ def test_only_a_role_mailbox_is_not_put_on_the_suppression_list(tmp_path, monkey
                    if a["action"] == "suppression_skipped"]
         assert skipped == [{"reason": "no personal email or phone"}]
         assert SuppressionList(reg).is_empty()
+
+
+def test_activity_subject_and_attendees_are_erased_and_do_not_return_with_the_next_sync(sandbox, tmp_path,
+                                                                                       monkeypatch):
+    """Issue 15 item 4. An activity names the person in its subject ("Tapaaminen: <name>") and
+    lists them among its attendees (email, name, person id) beside a colleague and another
+    customer. Erasure must replace the subject, drop only the person's attendee entry, and the
+    next sync must carry neither the name nor the email into the raw store or the warehouse."""
+    from pipelines.erasure.pipedrive import PipedriveEraser
+    from pipelines.erasure.policy import system_policy
+    from pipelines.writeback.base import Clients, WritebackSubject
+
+    monkeypatch.setenv("REGISTER_URL", str(tmp_path / "register.sqlite"))
+    monkeypatch.setenv("REGISTER_HMAC_KEY", "test-key-" + "x" * 32)
+    tag = uuid.uuid4().hex[:8]
+    name, email = f"Tuula Tapaamis{tag}", f"tuula.tapaamis{tag}@esimerkki.fi"
+    other_name, other_email = f"Olli Muuasiakas{tag}", f"olli.muuasiakas{tag}@esimerkki.fi"
+    pd = make_client(sandbox)
+    me = pd.create("persons", {"name": name, "emails": [{"value": email, "primary": True}]})
+    other = pd.create("persons", {"name": other_name, "emails": [{"value": other_email, "primary": True}]})
+    user = sandbox.pipedrive.users[0]
+    attendees = [
+        {"email": user["email"], "name": user["name"], "status": "accepted", "is_organizer": True,
+         "user_id": user["id"]},
+        {"email": email, "name": name, "status": "accepted", "is_organizer": False, "person_id": me["id"]},
+        {"email": other_email, "name": other_name, "status": "tentative", "is_organizer": False,
+         "person_id": other["id"]},
+    ]
+    meeting = pd.create("activities", {
+        "subject": f"Tapaaminen: {name}", "type": "meeting", "person_id": me["id"],
+        "participants": [{"person_id": me["id"], "primary": True}, {"person_id": other["id"], "primary": False}],
+        "attendees": attendees})
+    untouched = pd.create("activities", {"subject": f"Soitto: {other_name}", "type": "call",
+                                         "person_id": other["id"]})
+    raw_dir, warehouse = tmp_path / "raw", tmp_path / "warehouse.duckdb"
+    run_sync(sandbox, raw_dir)
+    build_warehouse(raw_dir, warehouse)
+
+    def activity_rows():
+        con = duckdb.connect(str(raw_path(raw_dir, "pipedrive")), read_only=True)
+        try:
+            return {r[0]: r[1:] for r in con.execute(
+                "SELECT id, subject, attendee_emails, record FROM activities WHERE id IN (?, ?)",
+                [meeting["id"], untouched["id"]]).fetchall()}
+        finally:
+            con.close()
+
+    before = activity_rows()
+    assert email in before[meeting["id"]][1], "the sync lands the attendees (include_fields=attendees)"
+    assert scan([warehouse], {"email": [email], "name": [name]})
+
+    eraser = PipedriveEraser(system_policy("pipedrive"))
+    ids = validate_identifiers([email], [], name)
+    subject = WritebackSubject("ERA-attendees", ids, emails=[email], names=[name])
+    clients = Clients({"pipedrive": lambda: make_client(sandbox)})
+    steps = eraser.plan(clients, subject, date.today())
+    assert ("activity", str(meeting["id"]), "mask") in {(s.record_kind, s.record_id, s.action) for s in steps}
+    assert str(untouched["id"]) not in {s.record_id for s in steps}
+    eraser.execute(clients, subject, steps)
+    assert eraser.verify(clients, subject) == []
+
+    # Read back over HTTP, as Pipedrive answers it.
+    after = pd.get("activities", meeting["id"])
+    assert name.lower() not in after["subject"].lower() and after["subject"].strip()
+    assert after["person_id"] is None
+    assert [p["person_id"] for p in after["participants"]] == [other["id"]]
+    assert [(a["email"], a["name"], a["person_id"], a["user_id"]) for a in after["attendees"]] == [
+        (user["email"], user["name"], None, user["id"]), (other_email, other_name, other["id"], None)]
+    assert pd.get("activities", untouched["id"])["subject"] == f"Soitto: {other_name}"
+    clients.close()
+    pd.close()
+
+    # The next sync (incremental, with the deletion reconciliation) and the next warehouse build.
+    run_sync(sandbox, raw_dir, reconcile_every=timedelta(0))
+    build_warehouse(raw_dir, warehouse)
+    rows = activity_rows()
+    subject_text, attendee_emails, record = rows[meeting["id"]]
+    assert name.lower() not in subject_text.lower() and attendee_emails == [user["email"], other_email]
+    assert email not in record.lower() and name.lower() not in record.lower()
+    assert rows[untouched["id"]][0] == f"Soitto: {other_name}"
+    con = duckdb.connect(str(raw_path(raw_dir, "pipedrive")), read_only=True)
+    try:
+        for table in ("persons", "activities", "deals", "notes"):
+            held = con.execute(f"SELECT count(*) FROM {table} WHERE contains(lower(CAST(record AS VARCHAR)), ?) "
+                               "OR contains(lower(CAST(record AS VARCHAR)), ?)", [email, name.lower()]).fetchone()[0]
+            assert held == 0, table
+    finally:
+        con.close()
+    assert scan([warehouse], {"email": [email], "name": [name]}) == []
+    assert scan([warehouse], {"email": [other_email]}), "the other attendee stays"

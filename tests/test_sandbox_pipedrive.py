@@ -638,3 +638,83 @@ def test_cli_truth_csv_matches_world(tmp_path):
     # Every system's derivation, in DERIVATIONS order (Pipedrive first).
     assert [tuple(row) for row in rows[1:]] == [t for s in expected.systems() for t in expected.truth(s)]
     assert rows[1][0] == "pipedrive"
+
+
+# ---------------------------------------------------------------------------- activity attendees, include_fields
+
+def test_activity_attendees_are_written_and_returned_only_when_asked_for(api, pd):
+    """Activities reference (https://developers.pipedrive.com/docs/api/v1/Activities): POST/PATCH
+    take ``attendees`` (email, name, status, is_organizer, person_id, user_id); GET returns them
+    with ``include_fields=attendees`` only."""
+    pid = min(pd.live_ids("persons"))
+    guest = {"email": "vieras@esimerkki.fi", "name": "Vieras Henkilö", "status": "accepted", "is_organizer": False,
+             "person_id": pid}
+    r = api.post("/api/v2/activities", json={"subject": "Palaveri", "type": "meeting", "attendees": [guest]})
+    assert r.status_code == 200, r.text
+    aid = r.json()["data"]["id"]
+    assert r.json()["data"]["attendees"] == [{**guest, "user_id": None}]
+    plain = api.get(f"/api/v2/activities/{aid}").json()["data"]
+    assert "attendees" not in plain
+    got = api.get(f"/api/v2/activities/{aid}", params={"include_fields": "attendees"}).json()["data"]
+    assert got["attendees"] == [{**guest, "user_id": None}]
+    listed, _ = walk(api, "/api/v2/activities", limit=500, include_fields="attendees", person_id=pid)
+    assert not any("attendees" not in a for a in listed)
+    # PATCH replaces the list: the other attendee stays, the first one goes.
+    colleague = {"email": pd.users[1]["email"], "name": pd.users[1]["name"], "user_id": pd.users[1]["id"]}
+    r = api.patch(f"/api/v2/activities/{aid}", json={"attendees": [colleague]})
+    assert r.status_code == 200, r.text
+    stored = pd.get("activities", aid)["attendees"]
+    assert [(a["email"], a["user_id"], a["person_id"]) for a in stored] == [(colleague["email"], colleague["user_id"], None)]
+    for bad in ({"attendees": {"email": "x@y.fi"}}, {"attendees": [{"email": 5}]},
+                {"attendees": [{"email": "x@y.fi", "is_organizer": "yes"}]},
+                {"attendees": [{"email": "x@y.fi", "email_address": "x@y.fi"}]}):
+        r = api.patch(f"/api/v2/activities/{aid}", json=bad)
+        assert r.status_code == 400 and r.json()["code"] == "ERR_SCHEMA_VALIDATION_FAILED", bad
+    assert pd.get("activities", aid)["attendees"] == stored
+
+
+def test_include_fields_counts_for_persons_and_organizations(api, pd):
+    """include_fields on GET /api/v2/persons and /organizations (list and one): the counts the
+    reference lists, here counted by hand from what this test creates."""
+    org = api.post("/api/v2/organizations", json={"name": "Laskuri Oy"}).json()["data"]["id"]
+    person = api.post("/api/v2/persons", json={"name": "Laura Laskettava", "org_id": org}).json()["data"]["id"]
+    api.post("/api/v2/persons", json={"name": "Toinen Työntekijä", "org_id": org})
+    for status in ("open", "open", "won", "lost"):
+        deal = api.post("/api/v2/deals", json={"title": "Kauppa", "person_id": person, "org_id": org}).json()["data"]
+        if status != "open":
+            api.patch(f"/api/v2/deals/{deal['id']}", json={"status": status})
+    first = api.post("/api/v2/activities", json={"subject": "Soitto", "type": "call", "person_id": person,
+                                                  "due_date": "2026-12-01"}).json()["data"]["id"]
+    api.post("/api/v2/activities", json={"subject": "Soitto", "type": "call", "person_id": person,
+                                         "due_date": "2026-12-05"})
+    done = api.post("/api/v2/activities", json={"subject": "Käynti", "type": "meeting", "person_id": person,
+                                                 "org_id": org, "done": True, "due_date": "2026-11-01"}).json()["data"]["id"]
+    api.post("/api/v1/notes", json={"content": "Muistiinpano", "person_id": person})
+    wanted = "open_deals_count,closed_deals_count,won_deals_count,lost_deals_count,activities_count," \
+             "done_activities_count,undone_activities_count,notes_count,email_messages_count,next_activity_id," \
+             "last_activity_id"
+    got = api.get(f"/api/v2/persons/{person}", params={"include_fields": wanted}).json()["data"]
+    assert {k: got[k] for k in wanted.split(",")} == {
+        "open_deals_count": 2, "closed_deals_count": 2, "won_deals_count": 1, "lost_deals_count": 1,
+        "activities_count": 3, "done_activities_count": 1, "undone_activities_count": 2, "notes_count": 1,
+        "email_messages_count": 0, "next_activity_id": first, "last_activity_id": done}
+    assert "files_count" not in got, "only what was asked for"
+    listed, _ = walk(api, "/api/v2/persons", limit=500, org_id=org, include_fields="open_deals_count")
+    assert {p["name"]: p["open_deals_count"] for p in listed} == {"Laura Laskettava": 2, "Toinen Työntekijä": 0}
+    got = api.get(f"/api/v2/organizations/{org}",
+                  params={"include_fields": "people_count,open_deals_count,activities_count"}).json()["data"]
+    assert (got["people_count"], got["open_deals_count"], got["activities_count"]) == (2, 2, 1)
+    # A person with mail: the count of their messages.
+    with_mail = next(i for i in sorted(pd.live_ids("persons")) if pd.mail_messages(i))
+    got = api.get(f"/api/v2/persons/{with_mail}", params={"include_fields": "email_messages_count"}).json()["data"]
+    assert got["email_messages_count"] == len(pd.mail_messages(with_mail))
+    for path, value in (("/api/v2/persons", "people_count"), ("/api/v2/organizations", "doi_status"),
+                        ("/api/v2/activities", "open_deals_count"), ("/api/v2/persons", "bogus")):
+        r = api.get(path, params={"include_fields": value})
+        assert r.status_code == 400 and r.json()["success"] is False, (path, value)
+
+
+@pytest.mark.parametrize("path", ["/v1/recents?since_timestamp=2026-01-01%2000:00:00", "/v1/activities/1",
+                                  "/api/v1/persons", "/v1/leads", "/api/v2/products"])
+def test_endpoints_outside_our_scope_answer_404(api, path):
+    assert api.get(path).status_code == 404

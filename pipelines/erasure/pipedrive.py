@@ -2,7 +2,12 @@
 ``person: mask``); what hangs off them stays as the company's business record but loses them.
 
 - deal: the link to the person is cleared (``deal_fields``);
-- activity: the person is cleared and dropped from the participants (``activity_fields``);
+- activity: the person is cleared and dropped from the participants and the attendees (the
+  other attendees stay), and the subject line is replaced by a fixed text (``activity_fields``).
+  A subject is free text ("Tapaaminen: <name>"): a first name, initials or a nickname in it
+  cannot be proven absent by matching, so the whole subject goes; the activity keeps its type,
+  dates, deal, organisation and other participants as the company's record. Attendees are
+  read with ``include_fields=attendees`` (the API leaves them out otherwise);
 - note: a note only about the person is deleted; one also on a deal or organisation keeps its
   place with its text replaced (``note_fields``);
 - mail message: Pipedrive mirrors the user's mailbox and its API cannot delete a message, so
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from assets.warehouse.normalize import normalize_email
 from connectors.clock import today_helsinki
 from connectors.errors import NotFoundError
 from pipelines.erasure.matching import is_subject_record
@@ -51,7 +57,9 @@ class PipedriveEraser:
             rec = client.get(ENTITY[kind], rid)
         except NotFoundError:
             return None
-        return None if rec.get("is_deleted") is True or rec.get("active_flag") is False else rec
+        if kind == "note":  # v1 notes say active_flag; v2 records say is_deleted
+            return None if rec.get("active_flag") is False else rec
+        return None if rec.get("is_deleted") is True else rec
 
     def _is_masked(self, person: dict, subject: WritebackSubject) -> bool:
         fixed = (self.policy.get("person_fields", {}).get("name") or {}).get("fixed")
@@ -74,6 +82,24 @@ class PipedriveEraser:
                 out[pid] = person
         return out
 
+    @staticmethod
+    def _subject_attendee(attendee, person_ids: set[int], emails: set[str]) -> bool:
+        if not isinstance(attendee, dict):
+            return False
+        email = attendee.get("email")
+        return attendee.get("person_id") in person_ids or (
+            isinstance(email, str) and normalize_email(email) in emails)
+
+    @staticmethod
+    def _names_subject(text, subject: WritebackSubject) -> bool:
+        """The free text still holds one of the subject's full names or emails (a check on
+        activities found through the warehouse whose links are already cleared)."""
+        if not isinstance(text, str):
+            return False
+        folded = " ".join(text.casefold().split())
+        return any(" ".join(n.casefold().split()) in folded for n in subject.names if n and n.strip()) or any(
+            e.casefold() in folded for e in subject.emails if e)
+
     def _note_done(self, note: dict) -> bool:
         fixed = (self.policy.get("note_fields", {}).get("content") or {}).get("fixed")
         return fixed is not None and note.get("content") == fixed
@@ -94,6 +120,7 @@ class PipedriveEraser:
         # Records the warehouse links to the person that the live lists may no longer show
         # (e.g. the person was deleted by an earlier, interrupted run).
         all_pids = pids | _ints(linked.get("person", []))
+        emails = {normalize_email(e) for e in subject.emails if e} - {None}
         for kind, found in (("deal", deals), ("activity", activities), ("note", notes)):
             for rid in _ints(linked.get(kind, [])) - set(found):
                 rec = self._get(client, kind, rid)
@@ -102,6 +129,9 @@ class PipedriveEraser:
             for rid, rec in found.items():
                 on_person = rec.get("person_id") in all_pids or any(
                     isinstance(p, dict) and p.get("person_id") in all_pids for p in rec.get("participants") or [])
+                if kind == "activity":
+                    on_person = on_person or self._names_subject(rec.get("subject"), subject) or any(
+                        self._subject_attendee(a, all_pids, emails) for a in rec.get("attendees") or [])
                 if kind == "note":
                     if rec.get("person_id") not in all_pids or self._note_done(rec):
                         continue
@@ -125,17 +155,24 @@ class PipedriveEraser:
 
     # -- acting --------------------------------------------------------------------------
 
-    def _mask(self, client, kind: str, rid: int, person_ids: set[int]) -> None:
+    def _mask(self, client, kind: str, rid: int, person_ids: set[int], emails: set[str]) -> None:
         rules = self.policy.get(f"{kind}_fields") or {}
         rec = self._get(client, kind, rid)
         if rec is None:
             return
         changes = {}
         for fieldname, rule in rules.items():
-            if rule == "drop_subject":
+            if rule == "drop_subject" and fieldname == "participants":
                 changes[fieldname] = [{"person_id": p["person_id"], "primary": bool(p.get("primary"))}
                                       for p in rec.get(fieldname) or []
                                       if isinstance(p, dict) and p.get("person_id") not in person_ids]
+            elif rule == "drop_subject" and fieldname == "attendees":
+                # The others stay as they were; keys the API left empty are not written back.
+                changes[fieldname] = [{k: v for k, v in a.items() if v is not None}
+                                      for a in rec.get(fieldname) or []
+                                      if isinstance(a, dict) and not self._subject_attendee(a, person_ids, emails)]
+            elif rule == "drop_subject":
+                raise PolicyError(f"drop_subject applies to participants or attendees, not {fieldname}")
             else:
                 changes[fieldname] = mask_value(rule, rec.get(fieldname), email_domain=self.policy["mask_email_domain"])
         client.update(ENTITY[kind], rid, changes)
@@ -144,6 +181,7 @@ class PipedriveEraser:
         client = clients.client(SYSTEM)
         person_ids = {int(s.record_id) for s in steps if s.record_kind == "person"} | _ints(
             subject.records_of(SYSTEM).get("person", []))
+        emails = {normalize_email(e) for e in subject.emails if e} - {None}
         done, manual = 0, 0
         for step in sorted(steps, key=lambda s: ORDER[s.record_kind]):
             rid = int(step.record_id)
@@ -151,7 +189,7 @@ class PipedriveEraser:
                 if step.action == "delete":
                     client.delete(ENTITY[step.record_kind], rid)
                 elif step.action == "mask":
-                    self._mask(client, step.record_kind, rid, person_ids)
+                    self._mask(client, step.record_kind, rid, person_ids, emails)
                 elif step.action == "manual":
                     manual += 1
                     continue
