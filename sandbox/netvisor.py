@@ -1,16 +1,47 @@
-"""Imitation of Netvisor's XML API (facts: see the docstring of connectors/netvisor.py).
+"""Imitation of Netvisor's XML API, answering as Netvisor documents it.
 
-What it checks like the real service: the ``X-Netvisor-Authentication-*`` headers and the
-HMAC-SHA256 MAC (a wrong key answers ``AUTHENTICATION_FAILED``), a fresh TransactionId on every
-request (a repeat answers ``REQUEST_NOT_UNIQUE``), one call at a time per customer (a second
-concurrent call is refused and counted in ``violations``), ISO-8859-15 XML both ways with the
-``<Root><ResponseStatus>`` envelope (FAILED answers carry ``CATEGORY :: text`` in a second
-``Status``), ≤ 500 ids per idlist/netvisorkeylist and per sales-invoice list page, empty
-elements blanking fields on edit, and ``deletecustomer.nv`` refusing customers with invoices.
-Invoices keep a snapshot of their billing contact, as real invoices do.
+Where each fact is published (Netvisor's API pages at support.netvisor.fi; the public clients
+rantalainen/netvisor-api-client and fastmonkeys/netvisor.py), and our own schemas of every
+answer with the page each comes from: ``tests/contracts/netvisor/`` (the contract test holds
+this imitation's answers to them):
 
-Times on the wire are Finnish local time (``YYYY-MM-DD HH:MM:SS``); ``changedsince`` and
-``lastmodifiedstart`` are inclusive at second resolution.
+- Authentication: the ``X-Netvisor-Authentication-*`` headers plus ``X-Netvisor-Interface-Language``
+  and ``X-Netvisor-Organisation-ID``. ``MACHashCalculationAlgorithm: HMACSHA256`` is the lowercase
+  hex HMAC-SHA256 of ``URL&Sender&CustomerId&Timestamp&Language&OrganisationId&TransactionId&
+  TimestampUnix&CustomerKey&PartnerKey`` keyed with ``CustomerKey&PartnerKey`` (Latin-1);
+  ``SHA256`` is the legacy plain SHA-256 of ``URL&Sender&CustomerId&Timestamp&Language&
+  OrganisationId&TransactionId&CustomerKey&PartnerKey`` (rantalainen's 2020 ``src/index.ts``).
+  A wrong key, a missing header, an unknown algorithm or one mode's name with the other's value
+  answers ``AUTHENTICATION_FAILED``. A repeated TransactionId answers ``REQUEST_NOT_UNIQUE``;
+  a second concurrent call for a customer is refused and counted in ``violations``.
+- Answers: ``<?xml version="1.0" encoding="utf-8"?>`` as in Netvisor's documentation example,
+  ``<Root><ResponseStatus><Status>OK</Status><TimeStamp>7.4.2009 15:53:44</TimeStamp>`` with the
+  time stamp in Finnish local time ``d.m.yyyy hh:mm:ss``; a failure is ``FAILED`` and a second
+  ``Status`` with ``CATEGORY :: text``.
+- ``customerlist.nv`` (Netvisor's page "Get customer list customerlist.nv"): ``Customerlist/Customer``
+  with ``Netvisorkey`` (that case), ``changedsince``/``keyword``.
+- ``getcustomer.nv`` ("Get customer details getcustomer.nv"): ``id`` answers a bare ``<Customer>``,
+  ``idlist`` (≤ 500) ``<Customers>``; an unknown ``id`` is ``FAILED`` with ``INVALID_DATA``
+  (processors notes, checked against Netvisor's behaviour as the public clients record it). For
+  ``idlist`` Netvisor's pages say nothing about unknown ids: we answer ``INVALID_DATA`` there
+  too, the stricter reading. ``CustomerBaseInformation`` carries ``AdditionalStreetAddress``.
+- ``customer.nv?method=edit&id=`` ("Import customer details customer.nv"): request elements in
+  lower case (``additionaladdressline`` is the address extension); an empty element blanks a
+  field; element names are accepted in any case.
+- ``deletecustomer.nv?id=`` refuses customers with invoices.
+- ``contactperson.nv`` ("Import customer contact person contactperson.nv"): POST only, ``method``
+  (add|edit|delete) is an element of the XML, with ``customeridentifier``,
+  ``contactpersonidentifier`` (edit, delete), ``firstname``, ``lastname`` and ``language``
+  (required by the page's "occurs 1"). A ``method`` in the query string is not read.
+  ``contactpersonaddress`` is also listed as occurring once but is not required here: an empty
+  one might blank the address, and no public client sends it.
+- ``salesinvoicelist.nv`` ("Get sales invoice or order list"): ≤ 500 per answer, ``NetvisorKey``,
+  ``InvoiceNumber``, ``Invoicedate format="ansi"``, ``InvoiceStatus``, ``CustomerNetvisorKey``...;
+  ``getsalesinvoice.nv`` ("Get sales invoice details"): ``netvisorkeylist`` (≤ 500) answers
+  ``<SalesInvoices>``, an unknown key is left out.
+
+Invoices keep a snapshot of their billing contact, as real invoices do. ``changedsince`` and
+``lastmodifiedstart`` are inclusive at second resolution, in Finnish local time.
 """
 
 from __future__ import annotations
@@ -33,7 +64,8 @@ from xml.etree.ElementTree import ParseError
 from .base import PAGE_FAULT_OVERLAP, ApiError, Imitation, Request, Response
 from .world import World
 
-ENCODING = "ISO-8859-15"
+ENCODING = "utf-8"  # answers, as Netvisor's documentation example declares
+MAC_TEXT_ENCODING = "latin-1"
 HELSINKI = ZoneInfo("Europe/Helsinki")
 MAX_IDS = 500
 DEFAULTS = {
@@ -65,12 +97,23 @@ CUSTOMER_FIELDS = {
         "ContactPerson": "contact_person", "ContactPersonEmail": "contact_email", "ContactPersonPhone": "contact_phone",
     },
 }
-CONTACT_PERSON_FIELDS = {"FirstName": "first_name", "LastName": "last_name", "PhoneNumber": "phone",
-                         "Email": "email", "Title": "title"}
+# The same, by lower-case name (how requests are matched).
+CUSTOMER_FIELDS_CI = {section.lower(): {el.lower(): key for el, key in fields.items()}
+                      for section, fields in CUSTOMER_FIELDS.items()}
+CONTACT_PERSON_FIELDS = {"firstname": "first_name", "lastname": "last_name", "phonenumber": "phone",
+                         "email": "email", "title": "title"}
 
 
-def _local(ts: float) -> str:
-    return datetime.fromtimestamp(ts, HELSINKI).strftime("%Y-%m-%d %H:%M:%S")
+def _server_time(ts: float) -> str:
+    """ResponseStatus/TimeStamp: Finnish local time, ``d.m.yyyy hh:mm:ss`` (``7.4.2009 15:53:44``)."""
+    t = datetime.fromtimestamp(ts, HELSINKI)
+    return f"{t.day}.{t.month}.{t.year} {t:%H:%M:%S}"
+
+
+def _lower_children(el) -> dict:
+    """Request elements by lower-case name (Netvisor's pages write them in lower case; clients
+    send any case)."""
+    return {child.tag.lower(): child for child in el}
 
 
 def _parse_local(text: str, name: str) -> float:
@@ -176,19 +219,24 @@ class NetvisorImitation(Imitation):
                   "MACHashCalculationAlgorithm")
         if any(not h.get(H + name) for name in needed):
             return self._refuse_auth("Authentication headers are missing")
-        if h.get(H + "MACHashCalculationAlgorithm") != "SHA256":
-            return self._refuse_auth("Unsupported MAC algorithm")
         if h.get(H + "CustomerId") != c["customer_id"] or h.get(H + "PartnerId") != c["partner_id"]:
             return self._refuse_auth("Unknown customer or partner")
-        org = h.get("X-Netvisor-Organisation-ID") or h.get(H + "OrganisationId") or ""
+        org = h.get("X-Netvisor-Organisation-ID") or ""
         if org != c["organisation_id"]:
             return self._refuse_auth("Organisation not found")
-        language = h.get(H + "Language") or h.get("X-Netvisor-Interface-Language") or ""
+        language = h.get("X-Netvisor-Interface-Language") or ""
         url = f"http://{h.get('Host', '')}{req.path}" + (f"?{urlencode(req.query)}" if req.query else "")
-        message = "&".join((url, h[H + "Sender"], h[H + "CustomerId"], h[H + "Timestamp"], language, org,
-                            h[H + "TransactionId"], h[H + "TimestampUnix"], c["customer_key"], c["partner_key"]))
-        expected = hmac.new(f"{c['customer_key']}&{c['partner_key']}".encode(ENCODING, "replace"),
-                            message.encode(ENCODING, "replace"), hashlib.sha256).hexdigest()
+        head = (url, h[H + "Sender"], h[H + "CustomerId"], h[H + "Timestamp"], language, org, h[H + "TransactionId"])
+        keys = (c["customer_key"], c["partner_key"])
+        algorithm = h.get(H + "MACHashCalculationAlgorithm")
+        if algorithm == "HMACSHA256":
+            expected = hmac.new("&".join(keys).encode(MAC_TEXT_ENCODING, "replace"),
+                                "&".join(head + (h[H + "TimestampUnix"],) + keys).encode(MAC_TEXT_ENCODING, "replace"),
+                                hashlib.sha256).hexdigest()
+        elif algorithm == "SHA256":  # legacy: a plain hash, no HMAC key, no TimestampUnix
+            expected = hashlib.sha256("&".join(head + keys).encode(MAC_TEXT_ENCODING, "replace")).hexdigest()
+        else:
+            return self._refuse_auth("Unsupported MAC algorithm")
         if not hmac.compare_digest(expected, h[H + "MAC"]):
             return self._refuse_auth("Integrity check failed: MAC does not match")
         key = (h[H + "CustomerId"], h[H + "TransactionId"])
@@ -226,14 +274,14 @@ class NetvisorImitation(Imitation):
     # -- envelope ---------------------------------------------------------------------------
 
     def _envelope(self, inner: str, *, status: int = 200, failed: str | None = None) -> Response:
-        now = _local(time.time())
+        now = _server_time(time.time())
         if failed is None:
             head = f"<ResponseStatus><Status>OK</Status><TimeStamp>{now}</TimeStamp></ResponseStatus>"
         else:
             head = (f"<ResponseStatus><Status>FAILED</Status>{_e('Status', failed)}"
                     f"<TimeStamp>{now}</TimeStamp></ResponseStatus>")
-        text = f'<?xml version="1.0" encoding="{ENCODING}" standalone="yes"?>\n<Root>{head}{inner}</Root>'
-        return Response(status, text.encode(ENCODING, "xmlcharrefreplace"),
+        text = f'<?xml version="1.0" encoding="{ENCODING}"?>\n<Root>{head}{inner}</Root>'
+        return Response(status, text.encode(ENCODING),
                         {"Content-Type": f"text/xml; charset={ENCODING}"})
 
     def _body(self, req: Request):
@@ -263,9 +311,14 @@ class NetvisorImitation(Imitation):
         return self._envelope(f"<Customerlist>{''.join(_page_faulted(parts, req))}</Customerlist>")
 
     def get_customer(self, req: Request) -> Response:
-        ids = _ids(req.query.get("idlist") or req.query.get("id"), "idlist")
+        single = req.query.get("id")
+        ids = _ids(req.query.get("idlist") if single is None else single, "idlist" if single is None else "id")
         with self._lock:
-            parts = [self._customer_xml(cid) for cid in ids if cid in self.customers]
+            if any(cid not in self.customers for cid in ids):
+                raise ApiError(200, "INVALID_DATA :: Customer not found")
+            parts = [self._customer_xml(cid) for cid in ids]
+        if single is not None:
+            return self._envelope("".join(parts))  # one id: a bare <Customer>
         return self._envelope(f"<Customers>{''.join(_page_faulted(parts, req))}</Customers>")
 
     def _customer_xml(self, cid: int) -> str:
@@ -280,7 +333,7 @@ class NetvisorImitation(Imitation):
             "<Customer><CustomerBaseInformation>"
             f"{_e('NetvisorKey', cid)}{_e('InternalIdentifier', c['code'])}{_e('ExternalIdentifier', c['business_id'])}"
             f"{_e('Name', c['name'])}{_e('NameExtension', c['name_extension'])}{_e('StreetAddress', c['street'])}"
-            f"{_e('AdditionalAddressLine', c['additional_address'])}{_e('City', c['city'])}"
+            f"{_e('AdditionalStreetAddress', c['additional_address'])}{_e('City', c['city'])}"
             f"{_e('PostNumber', c['post_number'])}{_e('Country', 'FI', ISO_ATTR)}"
             f"{_e('PhoneNumber', c['phone'])}{_e('FaxNumber', c['fax'])}{_e('Email', c['email'])}"
             f"{_e('EmailInvoicingAddress', c['email_invoicing'])}{_e('HomePageUri', c['home_page'])}"
@@ -343,7 +396,7 @@ class NetvisorImitation(Imitation):
     def _invoice_list_item(self, key: int) -> str:
         inv = self.invoices[key]
         return (f"<SalesInvoice>{_e('NetvisorKey', key)}{_e('InvoiceNumber', inv['number'])}"
-                f"{_e('InvoiceDate', inv['date'], ANSI_ATTR)}"
+                f"{_e('Invoicedate', inv['date'], ANSI_ATTR)}"
                 f"{_e('InvoiceStatus', inv['status'], STATUS_ATTR)}"
                 f"{_e('CustomerNetvisorKey', inv['customer_id'])}{_e('CustomerCode', inv['customer_code'])}"
                 f"{_e('CustomerName', inv['customer_name'])}{_e('Uri', f'/getsalesinvoice.nv?netvisorkey={key}')}"
@@ -387,18 +440,18 @@ class NetvisorImitation(Imitation):
             raise ApiError(200, "INVALID_DATA :: Only method=edit is imitated")
         cid = int(req.query["id"]) if (req.query.get("id") or "").isdigit() else None
         root = self._body(req)
-        customer_el = root.find("Customer")
+        customer_el = _lower_children(root).get("customer")
         if customer_el is None:
-            raise ApiError(200, "INVALID_DATA :: Customer element is missing")
+            raise ApiError(200, "INVALID_DATA :: customer element is missing")
         changes: dict[str, str] = {}
         for section in customer_el:
-            fields = CUSTOMER_FIELDS.get(section.tag)
+            fields = CUSTOMER_FIELDS_CI.get(section.tag.lower())
             if fields is None:
                 raise ApiError(200, f"INVALID_DATA :: Unknown element {section.tag[:40]}")
             for el in section:
-                if el.tag not in fields:
+                if el.tag.lower() not in fields:
                     raise ApiError(200, f"INVALID_DATA :: Unknown element {el.tag[:40]}")
-                changes[fields[el.tag]] = el.text or ""  # an empty element blanks the field
+                changes[fields[el.tag.lower()]] = el.text or ""  # an empty element blanks the field
         if "name" in changes and not changes["name"].strip():
             raise ApiError(200, "INVALID_DATA :: Name cannot be empty")
         with self._lock:
@@ -422,22 +475,28 @@ class NetvisorImitation(Imitation):
         return self._envelope("")
 
     def contact_person(self, req: Request) -> Response:
-        method = req.query.get("method")
-        if method not in ("add", "edit", "delete"):
-            raise ApiError(200, "INVALID_DATA :: method must be add, edit or delete")
         root = self._body(req)
-        el = root.find("ContactPerson")
+        el = _lower_children(root).get("contactperson")
         if el is None:
-            raise ApiError(200, "INVALID_DATA :: ContactPerson element is missing")
-        customer_text = el.findtext("CustomerIdentifier") or ""
+            raise ApiError(200, "INVALID_DATA :: contactperson element is missing")
+        given = _lower_children(el)
+        method = (given["method"].text or "").strip().lower() if "method" in given else ""
+        if method not in ("add", "edit", "delete"):  # read from the XML only, never the query
+            raise ApiError(200, "INVALID_DATA :: method must be add, edit or delete")
+        for required in ("customeridentifier", "firstname", "lastname", "language"):
+            if required not in given:
+                raise ApiError(200, f"INVALID_DATA :: {required} is missing")
+        customer_text = given["customeridentifier"].text or ""
         if not customer_text.strip().isdigit():
-            raise ApiError(200, "INVALID_DATA :: CustomerIdentifier is missing")
+            raise ApiError(200, "INVALID_DATA :: customeridentifier is not a number")
         cid = int(customer_text)
+        person_text = (given["contactpersonidentifier"].text or "") if "contactpersonidentifier" in given else ""
         changes = {}
-        for child in el:
-            if child.tag in CONTACT_PERSON_FIELDS:
-                changes[CONTACT_PERSON_FIELDS[child.tag]] = child.text or ""
-            elif child.tag not in ("CustomerIdentifier", "ContactPersonIdentifier"):
+        for name, child in given.items():
+            if name in CONTACT_PERSON_FIELDS:
+                changes[CONTACT_PERSON_FIELDS[name]] = child.text or ""
+            elif name not in ("method", "customeridentifier", "contactpersonidentifier", "language", "isdefault",
+                              "officeidentifier", "positionidentifier", "contactpersonaddress"):
                 raise ApiError(200, f"INVALID_DATA :: Unknown element {child.tag[:40]}")
         with self._lock:
             if cid not in self.customers:
@@ -450,7 +509,7 @@ class NetvisorImitation(Imitation):
                      "phone": "", "email": "", "title": "", "changed_at": time.time()}, **changes)
                 self._persons_version += 1
             else:
-                pid = int(req.query["id"]) if (req.query.get("id") or "").isdigit() else -1
+                pid = int(person_text) if person_text.strip().isdigit() else -1
                 person = self.contact_persons.get(pid)
                 if person is None or person["customer_id"] != cid:
                     raise ApiError(200, "INVALID_DATA :: Contact person not found for this customer")
@@ -504,15 +563,19 @@ class NetvisorImitation(Imitation):
                 del self.contact_persons[pid]
             self._persons_version += 1
 
-    def add_invoice(self, customer_id: int, date: str, contact_person_id: int | None = None) -> int:
-        """A new invoice (tests): snapshot of the customer and contact person as they are now."""
+    def add_invoice(self, customer_id: int, date: str, contact_person_id: int | None = None, *,
+                    your_reference: str = "", key_on_invoice: bool = True) -> int:
+        """A new invoice (tests): snapshot of the customer and contact person as they are now.
+        ``key_on_invoice=False`` is an invoice whose billing contact was typed by hand: the
+        contact's name, e-mail and phone are on it, but not the contact person's key."""
         with self._lock:
             key = max(self.invoices, default=0) + 1
             c = self.customers[customer_id]
             p = self.contact_persons.get(contact_person_id) if contact_person_id else None
             self.invoices[key] = {
                 "id": key, "number": str(10000 + key), "date": date, "status": "open", "customer_id": customer_id,
-                "contact_person_id": contact_person_id, "your_reference": "", "modified_at": time.time(),
+                "contact_person_id": contact_person_id if key_on_invoice else None, "your_reference": your_reference,
+                "modified_at": time.time(),
                 "customer_name": c["name"], "customer_code": c["code"], "customer_business_id": c["business_id"],
                 "address": c["street"], "post_number": c["post_number"], "town": c["city"],
                 "cp_first": p["first_name"] if p else "", "cp_last": p["last_name"] if p else "",
