@@ -125,11 +125,17 @@ def test_erasing_a_private_customer_without_invoices_leaves_nothing_on_re_read(n
 def test_a_customer_with_invoices_is_not_deleted(netvisor_sandbox, tmp_path):
     nv = netvisor_sandbox.netvisor
     cid = next(c for c, rec in nv.customers.items()
-               if rec["is_private"] and any(i["customer_id"] == c for i in nv.invoices.values()))
+               if rec["is_private"] and not any(i["customer_id"] == c for i in nv.invoices.values()))
+    nv.add_invoice(cid, "2025-08-15")
     client = netvisor_client(netvisor_sandbox, tmp_path)
     with pytest.raises(LegalHoldError) as caught:
         client.delete_customer(cid)
-    assert caught.value.hold.rule == BOOKS and caught.value.hold.ends_on.year >= 2028
+    # The invoice of 15 August 2025 is in the sales ledger of the calendar financial year 2025,
+    # which ends on 31 December 2025. Books are kept ten years from the end of the financial
+    # year: to 31 December 2035, erasable from 1 January 2036.
+    assert caught.value.hold.rule == BOOKS
+    assert caught.value.hold.ends_on == date(2035, 12, 31)
+    assert caught.value.hold.erase_from == date(2036, 1, 1)
     # The sandbox refuses too, like Netvisor, if a caller skips the check.
     with pytest.raises(NetvisorError) as refused:
         client.call("POST", "deletecustomer.nv", {"id": cid})
@@ -165,4 +171,129 @@ def test_editing_a_contact_person_is_verified(netvisor_sandbox, tmp_path):
     assert blank(after["email"]) is None and after["last_name"] == "Virtanen-Mäkelä"
     with pytest.raises(ValueError):
         client.edit_contact_person(cid, pid, shoe_size="44")
+    client.close()
+
+
+# -- changed and first financial years (KPL 4:3 §: at most 18 months) -------------------------
+
+# A company that kept calendar years, then changed to years starting 1 July with one long year
+# 1.1.2024-30.6.2025 (18 months), configured as the operator would write it.
+CHANGED = FinancialYears.from_config("07-01", ["2023-01-01/2023-12-31", "2024-01-01/2025-06-30"])
+
+
+@pytest.mark.parametrize("document, voucher_end, books_end", [
+    # The calendar year 2023 ended 31.12.2023: vouchers to the end of 2029, books to 31.12.2033.
+    (date(2023, 3, 1), date(2029, 12, 31), date(2033, 12, 31)),
+    (date(2023, 12, 31), date(2029, 12, 31), date(2033, 12, 31)),
+    # The long year 1.1.2024-30.6.2025 ended in 2025: vouchers to the end of 2031, books to
+    # 30.6.2035 - not 31.12.2034, which the MM-DD rule alone would give for a 2024 document.
+    (date(2024, 1, 1), date(2031, 12, 31), date(2035, 6, 30)),
+    (date(2024, 11, 15), date(2031, 12, 31), date(2035, 6, 30)),
+    (date(2025, 6, 30), date(2031, 12, 31), date(2035, 6, 30)),
+    # Regular again: 1.7.2025-30.6.2026 ended in 2026.
+    (date(2025, 7, 1), date(2032, 12, 31), date(2036, 6, 30)),
+    # Before the listed years the MM-DD rule applies, cut at the first listed year:
+    # the rule's year 1.7.2022-30.6.2023 ends where the listed 2023 begins, on 31.12.2022.
+    (date(2022, 8, 1), date(2028, 12, 31), date(2032, 12, 31)),
+])
+def test_a_changed_financial_year_from_the_configuration(document, voucher_end, books_end):
+    assert retention_end(document, VOUCHER, CHANGED) == voucher_end
+    assert retention_end(document, BOOKS, CHANGED) == books_end
+
+
+def test_a_financial_year_is_at_most_18_calendar_months():
+    # 1.3.2023 + 18 months = 1.9.2024, so the longest year ends on 31.8.2024.
+    FinancialYears.from_config("01-01", ["2023-03-01/2024-08-31"])
+    with pytest.raises(ValueError, match="18 months"):
+        FinancialYears.from_config("01-01", ["2023-03-01/2024-09-01"])  # 18 months and a day (550 days)
+    # From the end of a month: 31.1.2024 + 18 months = 31.7.2025, so the year ends 30.7.2025.
+    FinancialYears.from_config("01-01", ["2024-01-31/2025-07-30"])
+    with pytest.raises(ValueError, match="18 months"):
+        FinancialYears.from_config("01-01", ["2024-01-31/2025-07-31"])
+
+
+@pytest.mark.parametrize("periods", [
+    ["2024-01-01"],                                  # not a period
+    ["2024-01-01/2024-13-01"],                       # not a date
+    ["2024-06-30/2024-01-01"],                       # ends before it starts
+    ["2024-01-01/2024-12-31", "2024-07-01/2025-06-30"],  # overlapping
+])
+def test_bad_financial_year_periods_are_refused(periods):
+    with pytest.raises(ValueError):
+        FinancialYears.from_config("01-01", periods)
+
+
+def test_the_netvisor_resource_takes_financial_year_periods():
+    from assets.netvisor.assets import NetvisorResource
+    resource = NetvisorResource(base_url="http://127.0.0.1:9", sender="s", customer_id="c", partner_id="p",
+                                customer_key="k", partner_key="q", organisation_id="1234567-8",
+                                financial_year_start="07-01", financial_year_periods=["2024-01-01/2025-06-30"])
+    years = resource.financial_years()
+    assert years.end_of(date(2024, 3, 1)) == date(2025, 6, 30)
+
+
+def test_a_hold_arises_from_invoices_naming_the_contact_by_email_or_name(netvisor_sandbox, tmp_path):
+    nv = netvisor_sandbox.netvisor
+    cid = _customer_with_contacts(nv)
+    by_email = nv.add_contact_person(cid, "Iiris", "Koskinen", email="iiris.koskinen@example.fi")
+    by_name = nv.add_contact_person(cid, "Onni", "Lahtinen")
+    # Invoices typed by hand: the billing contact's name and e-mail are on the invoice, but
+    # not the contact person's key (ContactPersonNetvisorKey is empty).
+    nv.add_invoice(cid, "2025-08-15", by_email, key_on_invoice=False)
+    nv.add_invoice(cid, "2024-02-01", by_name, key_on_invoice=False)
+    client = netvisor_client(netvisor_sandbox, tmp_path)
+    # Calendar years: vouchers of 2025 are kept to 31.12.2031, of 2024 to 31.12.2030.
+    assert client.legal_hold_for_contact_person(cid, by_email).ends_on == date(2031, 12, 31)
+    assert client.legal_hold_for_contact_person(cid, by_name).ends_on == date(2030, 12, 31)
+    with pytest.raises(LegalHoldError):
+        client.delete_contact_person(cid, by_email)
+    assert by_email in nv.contact_persons
+    client.close()
+
+
+# -- a private customer with invoices, after the hold (issue 15 item 7) ----------------------
+
+class _Clients:
+    def __init__(self, client):
+        self._client = client
+
+    def client(self, system):
+        assert system == "netvisor"
+        return self._client
+
+
+def _private_subject(nv, cid):
+    from pipelines.register.identifiers import Identifiers
+    from pipelines.writeback.base import WritebackSubject
+    nv.touch_customer(cid, email="helmi.nieminen@example.fi", name="Nieminen Helmi")
+    return WritebackSubject(case_id="c1", identifiers=Identifiers(emails=("helmi.nieminen@example.fi",)),
+                            emails=["helmi.nieminen@example.fi"], names=["Helmi Nieminen"])
+
+
+def test_a_private_customer_with_invoices_is_blanked_and_left_as_a_manual_task_after_the_hold(
+        netvisor_sandbox, tmp_path):
+    from pipelines.erasure.netvisor import NetvisorEraser
+    nv = netvisor_sandbox.netvisor
+    cid = next(c for c, rec in nv.customers.items()
+               if rec["is_private"] and not any(i["customer_id"] == c for i in nv.invoices.values()))
+    subject = _private_subject(nv, cid)
+    nv.add_invoice(cid, "2014-05-05")  # FY 2014 ended 31.12.2014: books kept to 31.12.2024
+    client = netvisor_client(netvisor_sandbox, tmp_path)
+    clients = _Clients(client)
+    eraser = NetvisorEraser({"private_customer_rule": "books", "restriction_title": ""})
+    # While the hold runs: held, nothing changed.
+    held = eraser.plan(clients, subject, date(2024, 12, 31))
+    assert [(s.record_kind, s.action, s.held_until) for s in held] == [("customer", "hold", date(2024, 12, 31))]
+    # After it: the personal fields the API can blank are blanked, and the rest (the name
+    # Netvisor requires, the invoice itself) is a manual task - never a permanent failure.
+    steps = eraser.plan(clients, subject, date(2025, 1, 1))
+    assert [(s.record_kind, s.record_id, s.action) for s in steps] == [("customer", str(cid), "mask")]
+    outcome = eraser.execute(clients, subject, steps)
+    assert outcome.state == "manual_open", outcome
+    assert str(cid) in outcome.detail
+    assert nv.customers[cid]["email"] == "" and nv.customers[cid]["street"] == ""
+    assert cid in nv.customers
+    assert eraser.verify(clients, subject) == []
+    # A re-run finds nothing of the person's left to blank (the case keeps the manual task).
+    assert eraser.plan(clients, subject, date(2025, 1, 1)) == []
     client.close()

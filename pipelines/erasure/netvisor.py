@@ -8,8 +8,13 @@ the subject's records with ``matching.is_subject_record``:
   2:10 § ends (``connectors.legal_hold``): step ``hold`` with the end date, and the record is
   restricted meanwhile (its title gets the policy's ``restriction_title``); otherwise deleted;
 - a private customer with invoices is held likewise (``private_customer_rule``, books by
-  default: 10 years); without invoices deleted;
+  default: 10 years); without invoices deleted. Once the hold has ended Netvisor still refuses
+  to delete a customer with invoices (and the API cannot delete sent invoices): the customer's
+  personal fields are blanked (``mask``) and the rest - the name Netvisor requires, the
+  invoices - becomes a manual task (``manual_open``), never a permanent failure;
 - a company customer whose contact-detail fields name the subject has those fields blanked.
+A contact person's hold also counts invoices that name them by e-mail or full name without
+their key (``NetvisorClient.legal_hold_for_contact_person``).
 Record ids: ``<customer>/<contact person>`` for contact persons, the customer key for customers.
 """
 
@@ -26,6 +31,10 @@ from pipelines.erasure.policy import PolicyError, system_policy
 from pipelines.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
 
 SYSTEM = "netvisor"
+
+
+AFTER_HOLD = ("private customer with invoices, bookkeeping hold ended: personal fields blanked; Netvisor "
+              "cannot delete a customer with invoices")
 
 
 def _hold_detail(hold: LegalHold) -> str:
@@ -62,7 +71,10 @@ class NetvisorEraser:
                     subject, name=c.get("name"), emails=[c.get("email"), c.get("contact_person_email")],
                     phones=[c.get("phone"), c.get("contact_person_phone")]):
                 hold = client.legal_hold_for_customer(cid, rule=self.customer_rule)
-                steps.append(self._hold_step("customer", str(cid), hold, today, "delete", "private customer"))
+                # After the hold the invoices still bind the customer record: blank, not delete.
+                after_hold = "mask" if hold is not None else "delete"
+                steps.append(self._hold_step("customer", str(cid), hold, today, after_hold,
+                                             AFTER_HOLD if hold is not None else "private customer"))
                 continue
             if c.get("is_private_customer") != "1" and is_subject_record(
                     subject, name=c.get("contact_person"), emails=[c.get("contact_person_email")],
@@ -87,6 +99,8 @@ class NetvisorEraser:
                 client.edit_contact_person(cid, pid, title=self.restriction_title)
         elif step.record_kind == "customer" and step.action == "delete":
             client.delete_customer(int(step.record_id))
+        elif step.record_kind == "customer" and step.action == "mask":
+            client.blank_customer_personal_fields(int(step.record_id))  # a private customer's fields
         elif step.record_kind == "customer_contact_details" and step.action == "mask":
             client.blank_customer_personal_fields(int(step.record_id), CONTACT_FIELDS)
 
@@ -94,7 +108,7 @@ class NetvisorEraser:
         if not steps:
             return Outcome(SYSTEM, "not_found")
         client = clients.client(SYSTEM)
-        done, held = 0, []
+        done, held, by_hand = 0, [], []
         for step in steps:
             try:
                 self._act(client, step)
@@ -103,10 +117,16 @@ class NetvisorEraser:
             except LegalHoldError as exc:  # an invoice appeared between plan and execution
                 if exc.hold is None:
                     raise
-                step = PlannedStep(SYSTEM, step.record_kind, step.record_id, "hold", _hold_detail(exc.hold),
-                                   held_until=exc.hold.ends_on)
+                if exc.hold.active(date.today()) or step.record_kind != "customer":
+                    step = PlannedStep(SYSTEM, step.record_kind, step.record_id, "hold", _hold_detail(exc.hold),
+                                       held_until=exc.hold.ends_on)
+                else:  # its invoices' hold has ended already: blank what the API allows
+                    step = PlannedStep(SYSTEM, step.record_kind, step.record_id, "mask", AFTER_HOLD)
+                    self._act(client, step)
             if step.action == "hold":
                 held.append(step)
+            elif step.record_kind == "customer" and step.action == "mask":
+                by_hand.append(step.record_id)
             else:
                 done += 1
         if held:
@@ -114,6 +134,11 @@ class NetvisorEraser:
             detail = (f"{len(held)} records kept under Kirjanpitolaki 2:10 § until {until.isoformat()} and "
                       f"restricted; {done} erased")
             return Outcome(SYSTEM, "held", records=done, detail=detail, held_until=until)
+        if by_hand:
+            detail = (f"{done} records erased; private customers {', '.join(by_hand[:20])}: personal fields blanked "
+                      "after the bookkeeping hold, but Netvisor keeps a customer with invoices: remove the name "
+                      "and the invoices by hand in Netvisor (or record why they stay) and answer this task")
+            return Outcome(SYSTEM, "manual_open", records=done + len(by_hand), detail=detail)
         return Outcome(SYSTEM, "done", records=done, detail=f"{done} records erased")
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
