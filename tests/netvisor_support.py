@@ -31,8 +31,7 @@ def sandbox_snapshot(nv) -> dict:
                  for cid, c in nv.customers.items()}
     persons = {pid: (p["customer_id"], blank(p["first_name"]), blank(p["last_name"]), blank(p["email"]), blank(p["phone"]))
                for pid, p in nv.contact_persons.items()}
-    invoices = {k: (i["number"], i["date"], i["customer_id"], i["contact_person_id"], blank(i["cp_email"]))
-                for k, i in nv.invoices.items()}
+    invoices = {k: (i["number"], i["date"], i["customer_id"], i["contact_person_id"]) for k, i in nv.invoices.items()}
     return {"customers": customers, "contact_persons": persons, "invoices": invoices}
 
 
@@ -42,6 +41,6 @@ def store_snapshot(con) -> dict:
     persons = {r[0]: tuple(r[1:]) for r in con.execute(
         "SELECT id, customer_id, first_name, last_name, email, phone FROM contact_persons").fetchall()}
     invoices = {r[0]: tuple(r[1:]) for r in con.execute(
-        "SELECT id, invoice_number, invoice_date, customer_id, contact_person_id, contact_person_email FROM invoices"
+        "SELECT id, invoice_number, invoice_date, customer_id, contact_person_id FROM invoices"
     ).fetchall()}
     return {"customers": customers, "contact_persons": persons, "invoices": invoices}

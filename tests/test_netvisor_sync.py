@@ -172,3 +172,27 @@ def test_raw_netvisor_asset_materializes_and_keeps_personal_data_out_of_events(n
     personal = {p["email"].strip() for p in nv.contact_persons.values() if len(p["email"].strip()) > 5}
     personal |= {f"{p['first_name']} {p['last_name']}" for p in nv.contact_persons.values() if p["last_name"]}
     assert personal and not [s for s in personal if s in logs]
+
+
+def test_invoice_rows_keep_only_what_the_hold_and_the_warehouse_need(netvisor_sandbox, tmp_path):
+    nv = netvisor_sandbox.netvisor
+    cid = next(c for c, rec in nv.customers.items() if not rec["is_private"])
+    pid = nv.add_contact_person(cid, "Vilja", "Heikkilä", email="vilja.heikkila@example.fi", phone="040 765 4321")
+    key = nv.add_invoice(cid, "2025-03-14", pid, your_reference="Vilja Heikkilä")
+    client = netvisor_client(netvisor_sandbox, tmp_path)
+    raw = tmp_path / "raw"
+    _sync(client, raw)
+    client.close()
+    con = duckdb.connect(str(raw_path(raw, "netvisor")), read_only=True)
+    columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                         "WHERE table_name = 'invoices' ORDER BY ordinal_position").fetchall()]
+    row = con.execute("SELECT * FROM invoices WHERE id = ?", [key]).fetchone()
+    con.close()
+    # Invoice key, number and date, the customer and contact-person keys (the hold's basis and
+    # the warehouse's links), and the bookkeeping columns: no names, e-mails or phones.
+    assert columns == ["id", "invoice_number", "invoice_date", "customer_id", "contact_person_id", "record",
+                       "changed_at", "synced_at"]
+    text = repr(row)
+    assert row[0] == key and row[2] == "2025-03-14" and row[3] == cid and row[4] == pid
+    for personal in ("Vilja", "Heikkilä", "vilja.heikkila", "765 4321", nv.customers[cid]["name"]):
+        assert personal not in text
