@@ -43,10 +43,11 @@ class MatomoExporter(Exporter):
         if not person.emails:
             return
         client = ctx.client("matomo")
-        visits, capped = client.find_visits(person.emails)
-        if capped:
+        search = client.find_visits(person.emails)
+        if search.capped:
             out.notes.append("a visit search reached Matomo's limit of 401 visits: older visits may be missing")
-        for table, rows in client.export_visits(visits).items():
+        out.notes += [f"unverified: {reason}" for _key, reason in sorted(search.unverified.items())]
+        for table, rows in client.export_visits(search.visits).items():
             if rows:
                 out.records[table] = rows
 
