@@ -8,8 +8,9 @@
 - The warehouse build and the erasure's rewrite take the same lock.
 """
 
-import os
+import logging
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -115,4 +116,131 @@ def test_only_runs_proven_to_concern_the_subject_are_deleted(home, tmp_path):
     assert detail["runs"][full_name]["log_files"] >= 1
     text = repr(detail).casefold()
     assert "essi" not in text and "hyv" not in text and "7654321" not in text
+    reg.close()
+
+
+# -- item 15: the erasure and a nightly build take the same lock -------------------------------
+
+
+def pipedrive_store(raw_dir: Path, people: list[dict]) -> None:
+    from datetime import datetime, timezone
+
+    from assets.pipedrive.extract import SPECS
+    from assets.raw_store import open_raw_store
+
+    now = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    with open_raw_store(raw_dir, "pipedrive") as store:
+        for spec in SPECS.values():
+            store.ensure(spec)
+        store.apply_page(SPECS["persons"], people, cursor=now, now=now)
+
+
+def identity_keys(state: Path) -> set[str]:
+    import duckdb
+
+    con = duckdb.connect(str(state), read_only=True)
+    try:
+        return {r[0] for r in con.execute("SELECT record_key FROM record_person").fetchall()}
+    finally:
+        con.close()
+
+
+class Flag(logging.Handler):
+    """Sets an event when a log record with ``text`` is emitted (from any thread)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.INFO)
+        self.text, self.seen = text, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+def test_a_build_racing_the_erasure_cannot_put_the_person_back(home, tmp_path, monkeypatch):
+    """A nightly build is paused after it copied the raw stores (the person still in them) and
+    before it writes the identity state store. The erasure started meanwhile must wait for it
+    (it logs that it waits, and the raw store still holds the person while the build is
+    paused); once the build has finished, the erasure runs, and in the end neither the identity
+    state store nor the warehouse has a trace of the person, while the other person stays."""
+    import duckdb
+
+    from assets.warehouse import build as build_module
+    from assets.warehouse.build import build_warehouse
+    from pipelines.suppression import SuppressionList
+    from pipelines.writeback.base import resolve_subject
+
+    raw_dir, warehouse = tmp_path / "raw", tmp_path / "warehouse.duckdb"
+    state = warehouse.with_name("identity_decisions.duckdb")
+    monkeypatch.setenv("IDENTITY_DECISIONS_PATH", str(state))
+    pipedrive_store(raw_dir, [
+        {"id": 1, "name": "Essi Hyvärinen", "emails": [ESSI_EMAIL], "phones": [ESSI_PHONE]},
+        {"id": 2, "name": "Olli Muu", "emails": ["olli.muu@toinen-esimerkki.fi"], "phones": ["+358401112223"]}])
+    reg = open_register()
+    build_warehouse(raw_dir, warehouse, identity_state_path=state, suppression=SuppressionList(reg))
+    assert identity_keys(state) == {"pipedrive:person:1", "pipedrive:person:2"}
+    ids = validate_identifiers([ESSI_EMAIL], [ESSI_PHONE], "Essi Hyvärinen")
+    case = reg.new_case("erasure", ids, actor="dpo", systems=["own_stores"])
+    con = duckdb.connect(str(warehouse), read_only=True)
+    subject = resolve_subject(con, case.case_id, ids)
+    con.close()
+    assert subject.records == {"pipedrive": {"person": ["1"]}}
+
+    # The nightly build pauses inside identity resolution (raw stores copied, state not yet written).
+    inside, release = threading.Event(), threading.Event()
+    real_resolve = build_module.identity.resolve
+
+    def paused_resolve(*args, **kwargs):
+        if threading.current_thread().name == "nightly-build":
+            inside.set()
+            assert release.wait(120), "the test never released the build"
+        return real_resolve(*args, **kwargs)
+
+    monkeypatch.setattr(build_module.identity, "resolve", paused_resolve)
+    errors: list[BaseException] = []
+
+    def run(fn):
+        def wrapped():
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                errors.append(exc)
+        return wrapped
+
+    nightly = threading.Thread(name="nightly-build", target=run(lambda: build_warehouse(
+        raw_dir, warehouse, identity_state_path=state, suppression=SuppressionList(open_register()))))
+    outcome = {}
+    erasure = threading.Thread(name="erasure", target=run(lambda: outcome.setdefault("own", erase_own_stores(
+        subject, raw_dir=raw_dir, warehouse_path=warehouse, export_dir=tmp_path / "exports", register=open_register(),
+        case_id=case.case_id, actor="dpo", dagster_home=home))))
+    waits = Flag("waiting for the warehouse lock")
+    logging.getLogger("assets.warehouse").addHandler(waits)
+    logging.getLogger("assets.warehouse").setLevel(logging.INFO)
+    try:
+        nightly.start()
+        assert inside.wait(120), "the build never reached identity resolution"
+        erasure.start()
+        # Either the erasure waits for the lock, or (without one) it runs to its end.
+        while not waits.seen.is_set() and erasure.is_alive():
+            erasure.join(0.2)
+        waited = waits.seen.is_set()
+        # While the build is paused the erasure must not have touched the raw store yet.
+        con = duckdb.connect(str(raw_dir / "pipedrive.duckdb"), read_only=True)
+        untouched = con.execute("SELECT count(*) FROM persons WHERE id = 1").fetchone()[0] == 1
+        con.close()
+    finally:
+        release.set()
+        nightly.join(300)
+        erasure.join(300)
+        logging.getLogger("assets.warehouse").removeHandler(waits)
+    assert not errors, errors
+    assert outcome["own"].state == "done", outcome["own"].error
+
+    assert identity_keys(state) == {"pipedrive:person:2"}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT list(record_id ORDER BY record_id) FROM person_records").fetchone()[0] == ["2"]
+    finally:
+        con.close()
+    assert waited and untouched, "the erasure did not wait for the running build"
     reg.close()

@@ -7,22 +7,34 @@ schemas, runs the staging and identity SQL, checkpoints, closes, fsyncs, and ren
 reading the file it opened, new connections see the new one, and nobody sees half a build.
 Because every build writes a new file, rows deleted at the source leave no bytes behind in
 free blocks of the published warehouse.
+
+One writer at a time: a build and the erasure of our own stores (which rewrites the raw stores
+and the identity state store, then builds) take the same exclusive lock,
+``<WAREHOUSE_PATH>.lock`` (:func:`warehouse_lock`, an ``flock`` held for the whole build or
+erasure). Without it a build that had copied the raw stores before an erasure cleaned them
+would write the person's record keys back into the identity state store and publish them
+again. The lock is per machine (one Dagster host, as the raw stores' DuckDB locks already are).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import duckdb
 
 from assets.raw_store import raw_path
+from connectors.errors import SafeMessage
 from assets.suppression.warehouse import stage_suppression_hits
 from assets.warehouse import identity, identity_state
 from pipelines.restriction.warehouse import stage_restriction_hits
@@ -32,6 +44,59 @@ log = logging.getLogger("assets.warehouse")
 
 SQL_DIR = resources.files("assets.warehouse") / "sql"
 SYSTEM_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+
+
+LOCK_POLL_S = 0.2
+_held = threading.local()  # lock files this thread holds: the erasure's own build re-enters
+
+
+class WarehouseBusy(SafeMessage, RuntimeError):
+    """The warehouse lock stayed taken (a build or an erasure is running); nothing was changed."""
+
+
+def lock_path(warehouse_path: str | Path) -> Path:
+    target = Path(warehouse_path)
+    return target.with_name(f"{target.name}.lock")
+
+
+@contextmanager
+def warehouse_lock(warehouse_path: str | Path, *, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the exclusive warehouse lock (see the module docstring). Waits for it (forever with
+    ``wait_s`` None, else raises :class:`WarehouseBusy` after ``wait_s`` seconds). Re-entrant
+    within a thread, so the erasure's own build runs under the erasure's lock. The lock is an
+    ``flock`` on an open file: the kernel releases it when the holder exits or is killed."""
+    path = lock_path(warehouse_path)
+    held = getattr(_held, "paths", None)
+    if held is None:
+        held = _held.paths = set()
+    key = str(path.resolve())
+    if key in held:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting:
+                    log.info("waiting for the warehouse lock (another build or an erasure holds it)")
+                    waiting = True
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WarehouseBusy("the warehouse lock is held by another build or erasure; "
+                                        "run again after it") from None
+                time.sleep(LOCK_POLL_S)
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 @dataclass
@@ -104,7 +169,16 @@ def build_warehouse(
     stable person ids live in ``identity_state_path`` (default: see identity_state.default_path).
     ``suppression`` (the request register's suppression list) marks banned and erased people.
     ``before_publish(result)`` runs on the finished build before the rename; if it raises, the
-    build is discarded and the published warehouse stays as it was (see assets/checks/row_counts.py)."""
+    build is discarded and the published warehouse stays as it was (see assets/checks/row_counts.py).
+    Runs under :func:`warehouse_lock` (waiting for a running build or erasure)."""
+    with warehouse_lock(warehouse_path):
+        return _build_locked(raw_dir, warehouse_path, systems=systems, run_id=run_id,
+                             identity_state_path=identity_state_path, before_publish=before_publish,
+                             suppression=suppression)
+
+
+def _build_locked(raw_dir, warehouse_path, *, systems, run_id, identity_state_path, before_publish,
+                  suppression) -> BuildResult:
     systems = sorted(systems) if systems is not None else discover_systems(raw_dir)
     if not systems:
         raise FileNotFoundError(f"no raw stores in {raw_dir}: run a raw sync first")

@@ -10,8 +10,11 @@
    over the old one. The identity state store (record key -> person id, operator decisions)
    loses the person's record keys the same way.
 2. **Warehouse**: rebuilt from the cleaned raw stores and published by rename
-   (``assets/warehouse/build.py``), then checked: a concurrent build that read the stores before
-   they were cleaned would publish the person again, so that is reported, not assumed away.
+   (``assets/warehouse/build.py``), then checked. Steps 1 and 2 hold the warehouse lock
+   (``build.warehouse_lock``), which every build takes too: a nightly build that copied the raw
+   stores before they were cleaned would otherwise write the person's record keys back into the
+   identity state store and publish them again. A running build is waited for
+   (``WAREHOUSE_LOCK_WAIT_S``), then the step reports itself busy.
 3. **Exports**: the zip of this case and of every case about the same subject (cases share
    keyed subject hashes) is deleted; the case keeps the checksum and the trail.
 4. **Dagster**: runs whose stored config, tags or event log hold an identifier are deleted with
@@ -61,7 +64,8 @@ from connectors.errors import SafeMessage, describe
 from assets.google.sync import CHILDREN as GOOGLE_CHILDREN
 from assets.raw_store import raw_path
 from assets.warehouse import identity_state
-from assets.warehouse.build import _process_alive, _remove_abandoned_builds, build_warehouse, discover_systems, publish
+from assets.warehouse.build import (WarehouseBusy, _remove_abandoned_builds, build_warehouse,
+                                    discover_systems, publish, warehouse_lock)
 from pipelines.erasure.byte_scan import phone_variants
 from pipelines.erasure.matching import narrow_to_personal
 from pipelines.register.cases import REDACTED_PREFIX, Register
@@ -72,6 +76,8 @@ log = logging.getLogger("pipelines.erasure.own_stores")
 
 SYSTEM = "own_stores"
 LOCK_WAIT_S = 30.0
+# How long the erasure waits for a running warehouse build (or another erasure) to finish.
+WAREHOUSE_LOCK_WAIT_S = 1800.0
 
 # record kind (as in person_records) -> (raw table, key column), per system. Kinds not listed
 # (Google's address-like records, whose ids are hashes of the address) are found by their text.
@@ -384,17 +390,6 @@ def _warehouse_rows_of(warehouse_path: Path, subject: WritebackSubject, needles:
         con.close()
 
 
-def _concurrent_builds(warehouse_path: Path) -> int:
-    """Half-built warehouse files of live processes: a build that started before the raw stores
-    were cleaned would publish the person again."""
-    count = 0
-    for path in warehouse_path.parent.glob(f"{warehouse_path.name}.building-*"):
-        pid = path.name.split(".building-", 1)[1].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
-            count += 1
-    return count
-
-
 # -- exports ------------------------------------------------------------------------------------
 
 
@@ -553,28 +548,30 @@ def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, expo
         given_names = {value for cid in related for kind, value, _ in register.get(cid).identifiers
                        if kind == "name" and not value.startswith(REDACTED_PREFIX)}
         needles = dataclasses.replace(needles, names=sorted({*needles.names, *given_names}))
-        step = "raw stores"
-        # 1. raw stores and the identity state store
-        systems = discover_systems(raw_dir)
-        for system in systems:
-            removed = rewrite_without(raw_path(raw_dir, system), _raw_removal(system, subject, needles),
-                                      order=_child_order(system))
-            counts["raw_rows_removed"] = counts.get("raw_rows_removed", 0) + removed
-        state = identity_state.default_path(warehouse_path)
-        if state.exists():
-            counts["identity_keys_removed"] = rewrite_without(state, _identity_removal(_record_keys(subject)))
-        # 2. the warehouse
-        step = "warehouse"
-        if systems:
-            # As the nightly build does, so that suppressed people stay marked as banned.
-            build_warehouse(raw_dir, warehouse_path, run_id=f"erasure {case_id}", identity_state_path=state,
-                            suppression=SuppressionList(register))
-            if _concurrent_builds(warehouse_path):
-                raise StoreBusy("another warehouse build is running and may publish the person again; "
-                                "run the erasure again after it")
-            if _warehouse_rows_of(warehouse_path, subject, needles):
-                raise StoreBusy("the published warehouse still holds the person's identifiers "
-                                "(a concurrent build?); run the erasure again")
+        step = "warehouse lock"
+        # Steps 1 and 2 under the warehouse lock: a nightly build that copied the raw stores
+        # before they were cleaned would otherwise write the person's record keys back into the
+        # identity state store and publish them again. A running build is waited for.
+        with warehouse_lock(warehouse_path, wait_s=WAREHOUSE_LOCK_WAIT_S):
+            step = "raw stores"
+            # 1. raw stores and the identity state store
+            systems = discover_systems(raw_dir)
+            for system in systems:
+                removed = rewrite_without(raw_path(raw_dir, system), _raw_removal(system, subject, needles),
+                                          order=_child_order(system))
+                counts["raw_rows_removed"] = counts.get("raw_rows_removed", 0) + removed
+            state = identity_state.default_path(warehouse_path)
+            if state.exists():
+                counts["identity_keys_removed"] = rewrite_without(state, _identity_removal(_record_keys(subject)))
+            # 2. the warehouse
+            step = "warehouse"
+            if systems:
+                # As the nightly build does, so that suppressed people stay marked as banned.
+                build_warehouse(raw_dir, warehouse_path, run_id=f"erasure {case_id}", identity_state_path=state,
+                                suppression=SuppressionList(register))
+                if _warehouse_rows_of(warehouse_path, subject, needles):
+                    raise StoreBusy("the published warehouse still holds the person's identifiers; "
+                                    "run the erasure again")
         # 3. exports, 4. Dagster
         step = "exports"
         counts["exports_deleted"] = _delete_exports(register, related, export_dir, actor)
@@ -592,7 +589,7 @@ def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, expo
         # describe(): our own messages are safe to record; a library's may quote a value (a
         # regex with an email in it), so only its type is kept.
         error = f"{step}: {describe(exc)}"
-        if not isinstance(exc, StoreBusy):  # where it broke, for the operator: frames, no message
+        if not isinstance(exc, (StoreBusy, WarehouseBusy)):  # where it broke, for the operator: frames, no message
             log.warning("own stores, %s: %s at\n%s", step, type(exc).__name__,
                         "".join(traceback.format_tb(exc.__traceback__)))
         return Outcome(system=SYSTEM, state="failed", records=counts.get("raw_rows_removed", 0),
