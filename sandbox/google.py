@@ -20,6 +20,13 @@
 - Per-user rate limits (off by default; ``per_user_qps``): Gmail and People answer 429
   rateLimitExceeded, Calendar and Drive 403 userRateLimitExceeded.
 
+Answers follow the discovery documents shipped in google-api-python-client
+(``googleapiclient/discovery_cache/documents/*.json``; ``tests/test_contract_google.py`` holds
+every answer the connector reads to them): every resource carries the ``kind`` and ``etag``
+its schema declares, times are RFC 3339, ``int64`` values are strings. The ``fields`` system
+parameter (partial response, https://developers.google.com/workspace/drive/api/guides/fields-parameter)
+is honoured on every JSON answer; People's ``personFields``/``readMask`` return only the fields
+asked for, ``metadata`` (sources, objectType) included when asked.
 Gmail's ``metadataHeaders`` filter is not applied: stored messages hold only the headers the
 sync reads anyway. Errors use Google's JSON envelope ``{"error": {code, message, errors, status}}``.
 All state sits behind one re-entrant lock (a batch dispatches its parts under it).
@@ -83,6 +90,71 @@ _API_SCOPES = {  # path prefix -> (scopes that allow reading, scopes that allow 
 }
 
 
+def all_scopes() -> frozenset[str]:
+    """Every scope some API of the imitation accepts."""
+    return frozenset(scope for read, write in _API_SCOPES.values() for scope in read | write)
+
+
+# People API masks: personFields of people.connections.list and readMask of otherContacts.list
+# (the values each method's discovery description lists).
+_PERSON_FIELDS = frozenset("addresses ageRanges biographies birthdays calendarUrls clientData coverPhotos emailAddresses "
+                           "events externalIds genders imClients interests locales locations memberships metadata "
+                           "miscKeywords names nicknames occupations organizations phoneNumbers photos relations "
+                           "sipAddresses skills urls userDefined".split())
+_OTHER_CONTACT_FIELDS = frozenset({"emailAddresses", "metadata", "names", "phoneNumbers", "photos"})
+_PEOPLE_EPOCH = 1_700_000_000  # update times of contacts: this plus their change sequence
+
+
+def _parse_fields(mask: str) -> dict:
+    """The ``fields`` parameter (``a,b/c,d(e,f)``) as a tree: name -> subtree, empty = whole."""
+    tokens = re.findall(r"[^,()/\s]+|[,()/]", mask)
+    pos = 0
+
+    def selection() -> dict:
+        nonlocal pos
+        tree: dict = {}
+        while True:
+            node = tree
+            while True:
+                if pos >= len(tokens) or tokens[pos] in ",()/":
+                    raise ApiError(400, "Invalid field selection", "invalidParameter")
+                name = tokens[pos]
+                pos += 1
+                if pos < len(tokens) and tokens[pos] == "/":
+                    pos += 1
+                    node = node.setdefault(name, {})
+                    continue
+                break
+            sub: dict = {}
+            if pos < len(tokens) and tokens[pos] == "(":
+                pos += 1
+                sub = selection()
+                if pos >= len(tokens) or tokens[pos] != ")":
+                    raise ApiError(400, "Invalid field selection", "invalidParameter")
+                pos += 1
+            node[name] = sub if not node.get(name) else node[name] | sub
+            if pos < len(tokens) and tokens[pos] == ",":
+                pos += 1
+                continue
+            return tree
+
+    tree = selection()
+    if pos != len(tokens):
+        raise ApiError(400, "Invalid field selection", "invalidParameter")
+    return tree
+
+
+def _select(value: Any, tree: dict) -> Any:
+    """Keep only the selected fields (lists: of each element), as Google's partial response does."""
+    if not tree or "*" in tree:
+        return value
+    if isinstance(value, list):
+        return [_select(v, tree) for v in value]
+    if isinstance(value, dict):
+        return {k: _select(v, tree[k]) for k, v in value.items() if k in tree}
+    return value
+
+
 def _scope_allows(granted: frozenset, method: str, path: str) -> bool:
     for prefix, (read, write) in _API_SCOPES.items():
         if path.startswith(prefix):
@@ -141,10 +213,13 @@ class GoogleImitation(Imitation):
                                                  serialization.NoEncryption()).decode()
         self.client_email = "contact-register@sandbox-project.iam.gserviceaccount.com"
         self.tokens: dict[str, tuple[str, float]] = {}  # access token -> (user email, expiry)
+        # The scopes the Admin console's domain-wide delegation grants this client; None = all.
+        self.delegated_scopes: frozenset[str] | None = None
         self.token_requests = 0
         self.batched_calls = 0  # parts inside batch requests (each batch is one HTTP request)
         self.send_updates: list[str] = []  # sendUpdates value of every events.patch
-        self.users = [{"id": u.id, "primaryEmail": u.email, "isAdmin": u.is_admin, "suspended": False,
+        self.users = [{"kind": "admin#directory#user", "id": u.id, "etag": f'"u{u.id[-6:]}"',
+                       "primaryEmail": u.email, "isAdmin": u.is_admin, "suspended": False,
                        "name": {"givenName": u.given, "familyName": u.family, "fullName": f"{u.given} {u.family}"},
                        "creationTime": "2023-01-02T08:00:00.000Z"} for u in gw.users]
         self.admin_email = next(u["primaryEmail"] for u in self.users if u["isAdmin"])
@@ -253,9 +328,13 @@ class GoogleImitation(Imitation):
             self.people[user]["floor"] = self._next_seq()
 
     def put_event(self, user: str, event: dict) -> None:
+        """Plant an event. Every real event has a start and an end (both required by
+        events.insert): a planted one without them gets the coming hour."""
         with self._lock:
             ev = copy.deepcopy(event)
             ev.setdefault("status", "confirmed")
+            ev.setdefault("start", {"dateTime": _rfc3339(time.time() + 3600).replace(".000", "")})
+            ev.setdefault("end", {"dateTime": _rfc3339(time.time() + 7200).replace(".000", "")})
             ev.update(updated=_rfc3339(time.time()), _seq=self._next_seq())
             self.cal[user]["events"][ev["id"]] = ev
 
@@ -339,8 +418,20 @@ class GoogleImitation(Imitation):
         return None, {}
 
     # ------------------------------------------------------------------ routes
+    def _partial(self, handler):
+        """Apply the request's ``fields`` mask to a JSON answer (every Google API takes it)."""
+        def answer(req: Request, **params: str) -> Response:
+            tree = _parse_fields(req.query["fields"]) if req.query.get("fields") else None
+            resp = handler(req, **params)
+            if tree is None or resp.status != 200 or not resp.headers.get("Content-Type", "").startswith("application/json"):
+                return resp
+            return json_response(200, _select(json.loads(resp.body), tree))
+        return answer
+
     def _register_routes(self) -> None:
-        r = self.router.add
+        def r(method: str, template: str, handler) -> None:
+            self.router.add(method, template, self._partial(handler))
+
         r("POST", "/token", self._token)
         r("GET", "/admin/directory/v1/users", self._users)
         r("GET", "/admin/directory/v1/groups", self._groups_list)
@@ -394,6 +485,13 @@ class GoogleImitation(Imitation):
         subject = claims.get("sub")
         if subject not in self.mail:
             return bad("Invalid email or User ID")
+        requested = frozenset(str(claims.get("scope", "")).split())
+        if self.delegated_scopes is not None and not requested <= self.delegated_scopes:
+            # Domain-wide delegation is granted per scope in the Admin console; asking for one
+            # not granted is refused as a whole (RFC 6749 5.2 error as Google words it).
+            return json_response(401, {"error": "unauthorized_client", "error_description":
+                                        "Client is unauthorized to retrieve access tokens using this method, or "
+                                        "client not authorized for any of the scopes requested."})
         token = "ya29." + secrets.token_urlsafe(24)
         self.tokens[token] = (subject, time.time() + 3600, frozenset(str(claims.get("scope", "")).split()))
         return json_response(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
@@ -410,7 +508,8 @@ class GoogleImitation(Imitation):
         size = _int(req.query, "maxResults", 100, 500)
         start = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
         page = faulted_page(self.users, start, size, req.page_fault)
-        body: dict[str, Any] = {"kind": "admin#directory#users", "users": copy.deepcopy(page)}
+        body: dict[str, Any] = {"kind": "admin#directory#users", "etag": f'"us{len(self.users)}"',
+                                "users": copy.deepcopy(page)}
         if start + size < len(self.users):
             body["nextPageToken"] = _page_token({"o": start + size})
         return json_response(200, body)
@@ -497,6 +596,7 @@ class GoogleImitation(Imitation):
     def _profile(self, req: Request, user: str) -> Response:
         box = self._box(req, user)
         return json_response(200, {"emailAddress": req.token, "messagesTotal": len(box["messages"]),
+                                   "threadsTotal": len({m["threadId"] for m in box["messages"].values()}),
                                    "historyId": str(self._hid)})
 
     @staticmethod
@@ -656,9 +756,10 @@ class GoogleImitation(Imitation):
 
     @staticmethod
     def _event_out(ev: dict) -> dict:
-        if ev["status"] == "cancelled":
-            return {"id": ev["id"], "status": "cancelled", "updated": ev["updated"]}
-        return {k: copy.deepcopy(v) for k, v in ev.items() if not k.startswith("_")}
+        head = {"kind": "calendar#event", "etag": f'"{ev["_seq"]}"'}
+        if ev["status"] == "cancelled":  # "only the id field is guaranteed" for deleted events
+            return head | {"id": ev["id"], "status": "cancelled", "updated": ev["updated"]}
+        return head | {k: copy.deepcopy(v) for k, v in ev.items() if not k.startswith("_")}
 
     def _events(self, req: Request, cal: str) -> Response:
         box = self._calendar(req, cal)
@@ -684,7 +785,8 @@ class GoogleImitation(Imitation):
             hits = [e for e in events if (state.get("d") or e["status"] != "cancelled")
                     and (not needle or needle in json.dumps(self._event_out(e)).lower())]
         page = faulted_page(hits, state["o"], size, req.page_fault)
-        body: dict[str, Any] = {"kind": "calendar#events", "items": [self._event_out(e) for e in page]}
+        body: dict[str, Any] = {"kind": "calendar#events", "etag": f'"{self._seq}"',
+                                "items": [self._event_out(e) for e in page]}
         if state["o"] + size < len(hits):
             body["nextPageToken"] = _page_token(dict(state, o=state["o"] + size))
         else:
@@ -710,7 +812,8 @@ class GoogleImitation(Imitation):
     @staticmethod
     def _file_out(f: dict) -> dict:
         out = {k: copy.deepcopy(v) for k, v in f.items() if not k.startswith("_") and k != "content"}
-        out["owners"] = [{"emailAddress": p["emailAddress"], "displayName": p.get("displayName")}
+        out["owners"] = [{"kind": "drive#user", "emailAddress": p["emailAddress"]}
+                         | ({"displayName": p["displayName"]} if p.get("displayName") else {})
                          for p in f["permissions"] if p.get("role") == "owner"]
         return out
 
@@ -764,7 +867,7 @@ class GoogleImitation(Imitation):
         return Response(204, b"")
 
     def _start_token(self, req: Request) -> Response:
-        return json_response(200, {"startPageToken": str(self._seq + 1)})
+        return json_response(200, {"kind": "drive#startPageToken", "startPageToken": str(self._seq + 1)})
 
     def _changes(self, req: Request) -> Response:
         try:
@@ -794,16 +897,35 @@ class GoogleImitation(Imitation):
 
     # -- People
     @staticmethod
-    def _person_out(p: dict) -> dict:
-        out = {k: copy.deepcopy(v) for k, v in p.items() if not k.startswith("_")}
-        out["etag"] = f"%E{p.get('_seq', 0)}"
+    def _person_out(p: dict, fields: set[str], source: str) -> dict:
+        """A Person as the People API answers: resourceName and etag always, then only the
+        fields the mask asked for; ``metadata`` (when asked) names the person's source."""
+        rn = p["resourceName"]
+        seq = p.get("_seq", 0)
+        out: dict[str, Any] = {"resourceName": rn, "etag": f"%E{seq or rn.rsplit('/', 1)[-1][-8:]}"}
+        for key in sorted(fields):
+            if key == "metadata":
+                out["metadata"] = {"sources": [{"type": source, "id": rn.rsplit("/", 1)[-1].lstrip("c"),
+                                                "etag": out["etag"], "updateTime": _rfc3339(_PEOPLE_EPOCH + seq)}],
+                                   "objectType": "PERSON"}
+            elif key in p:
+                out[key] = copy.deepcopy(p[key])
         return out
+
+    @staticmethod
+    def _person_mask(raw: str | None, allowed: frozenset[str], name: str) -> set[str]:
+        fields = {f.strip() for f in (raw or "").split(",") if f.strip()}
+        if not fields:
+            raise ApiError(400, f"{name} mask is required. Please specify one or more valid paths.", "invalid")
+        wrong = sorted(fields - allowed)
+        if wrong:
+            raise ApiError(400, f"Invalid {name} mask path: \"{wrong[0]}\".", "invalid")
+        return fields
 
     def _connections(self, req: Request) -> Response:
         box = self.people[req.token]
         q = req.query
-        if not q.get("personFields"):
-            raise ApiError(400, "personFields mask is required. Please specify one or more valid paths.", "invalid")
+        fields = self._person_mask(q.get("personFields"), _PERSON_FIELDS, "personFields")
         size = _int(q, "pageSize", 100, 1000)
         if q.get("pageToken"):
             state = _read_token(q["pageToken"])
@@ -817,11 +939,15 @@ class GoogleImitation(Imitation):
             state = {"o": 0, "s": None}
         conns = sorted(box["connections"].values(), key=lambda p: p["resourceName"])
         if state["s"] is not None:
-            items = [self._person_out(p) for p in conns if p["_seq"] > state["s"]]
-            items += [{"resourceName": rn, "metadata": {"deleted": True}}
+            items = [self._person_out(p, fields, "CONTACT") for p in conns if p["_seq"] > state["s"]]
+            # Deleted since the token: "a person with PersonMetadata.deleted set to true".
+            items += [self._person_out({"resourceName": rn, "_seq": seq}, {"metadata"}, "CONTACT")
                       for rn, seq in sorted(box["deleted"].items()) if seq > state["s"]]
+            for item in items:
+                if item["resourceName"] in box["deleted"]:
+                    item["metadata"]["deleted"] = True
         else:
-            items = [self._person_out(p) for p in conns]
+            items = [self._person_out(p, fields, "CONTACT") for p in conns]
         page = faulted_page(items, state["o"], size, req.page_fault)
         body: dict[str, Any] = {"connections": page, "totalItems": len(items)}
         if state["o"] + size < len(items):
@@ -831,12 +957,12 @@ class GoogleImitation(Imitation):
         return json_response(200, body)
 
     def _other_contacts(self, req: Request) -> Response:
-        if not req.query.get("readMask"):
-            raise ApiError(400, "readMask is required", "invalid")
+        fields = self._person_mask(req.query.get("readMask"), _OTHER_CONTACT_FIELDS, "readMask")
         others = sorted(self.people[req.token]["other"].values(), key=lambda p: p["resourceName"])
         size = _int(req.query, "pageSize", 100, 1000)
         start = _read_token(req.query["pageToken"])["o"] if req.query.get("pageToken") else 0
-        body: dict[str, Any] = {"otherContacts": copy.deepcopy(faulted_page(others, start, size, req.page_fault)),
+        page = faulted_page(others, start, size, req.page_fault)
+        body: dict[str, Any] = {"otherContacts": [self._person_out(p, fields, "OTHER_CONTACT") for p in page],
                                 "totalSize": len(others)}
         if start + size < len(others):
             body["nextPageToken"] = _page_token({"o": start + size})
@@ -854,8 +980,17 @@ class GoogleImitation(Imitation):
 
     def _groups(self, req: Request) -> Response:
         groups = self.people[req.token]["groups"].values()
-        return json_response(200, {"contactGroups": [{k: v for k, v in g.items() if k != "memberResourceNames"}
-                                                     | {"memberCount": len(g["memberResourceNames"])} for g in groups]})
+        return json_response(200, {"contactGroups": [self._contact_group_out(g, 0) for g in groups],
+                                   "totalItems": len(groups)})
+
+    @staticmethod
+    def _contact_group_out(group: dict, max_members: int) -> dict:
+        out = {k: copy.deepcopy(v) for k, v in group.items() if k != "memberResourceNames"}
+        out["etag"] = f"%E{group['resourceName'][-6:]}{len(group['memberResourceNames'])}"
+        out["memberCount"] = len(group["memberResourceNames"])
+        if max_members and group["memberResourceNames"]:
+            out["memberResourceNames"] = list(group["memberResourceNames"])[:max_members]
+        return out
 
     def _group_create(self, req: Request) -> Response:
         name = (req.json().get("contactGroup") or {}).get("name")
@@ -866,15 +1001,13 @@ class GoogleImitation(Imitation):
             raise ApiError(409, "Contact group name already exists", "duplicate")
         rn = f"contactGroups/{secrets.token_hex(6)}"
         groups[rn] = {"resourceName": rn, "name": name, "groupType": "USER_CONTACT_GROUP", "memberResourceNames": []}
-        return json_response(200, {k: v for k, v in groups[rn].items() if k != "memberResourceNames"})
+        return json_response(200, self._contact_group_out(groups[rn], 0))
 
     def _group_get(self, req: Request, gid: str) -> Response:
         group = self.people[req.token]["groups"].get(f"contactGroups/{gid}")
         if group is None:
             raise ApiError(404, "Requested entity was not found.", "notFound")
-        out = dict(group)
-        out["memberResourceNames"] = list(group["memberResourceNames"])[: _int(req.query, "maxMembers", 0 or 10**6, 10**6)]
-        return json_response(200, out)
+        return json_response(200, self._contact_group_out(group, _int(req.query, "maxMembers", 10**6, 10**6)))
 
     def _group_modify(self, req: Request, gid: str) -> Response:
         box = self.people[req.token]

@@ -23,12 +23,15 @@ import os
 import random
 from collections.abc import Iterator
 from email.header import Header
+from datetime import datetime
 from email.utils import formataddr, formatdate
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from . import names
 from .world import END, EPOCH, World, fold
 
+HELSINKI = ZoneInfo("Europe/Helsinki")
 DOMAIN = "tietotalo.fi"  # the controller's own Google Workspace domain
 
 
@@ -74,6 +77,11 @@ def _sizes(world: World) -> tuple[int, int]:
     users = int(os.environ.get("SANDBOX_GOOGLE_USERS") or max(2, min(50, persons // 60)))
     messages = int(os.environ.get("SANDBOX_GOOGLE_MESSAGES") or max(20, persons // 5))
     return users, messages
+
+
+def _rfc3339(epoch: int) -> str:
+    """An event time as Calendar writes it (RFC 3339, Helsinki offset), e.g. 2026-11-03T10:00:00+02:00."""
+    return datetime.fromtimestamp(epoch, HELSINKI).isoformat(timespec="seconds")
 
 
 def _display_name(rng: random.Random, first: str, last: str) -> str:
@@ -211,7 +219,8 @@ def derive(world: World) -> GoogleWorld:
                 attendees.append(att)
                 gw.kinds_seen["calendar_attendee"].add(a.lower())
             events.append({"id": f"ev{rng.getrandbits(48):012x}", "summary": rng.choice(names.WORDS) + " palaveri",
-                           "start": {"dateTime": formatdate(start)}, "startEpoch": start,
+                           "start": {"dateTime": _rfc3339(start)}, "end": {"dateTime": _rfc3339(start + 3600)},
+                           "startEpoch": start,
                            "organizer": {"email": user.email, "self": True}, "attendees": attendees})
         gw.events.append(events)
 
