@@ -13,7 +13,7 @@ import sys
 
 import duckdb
 
-GROUPS = ("pipelines.cli_identity", "pipelines.cli_request")
+GROUPS = ("pipelines.cli_identity", "pipelines.cli_request", "pipelines.cli_doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from assets.small_processors import DocueResource, MatomoResource, TrustmaryReso
 from assets.suppression.assets import suppression_check
 from assets.warehouse.assets import warehouse
 from pipelines.concurrency import SYSTEM_RUN_LIMITS, tags_for
+from pipelines.jobs.connections_check import connections_check
 from pipelines.jobs.erasure import erasure, erasure_hold_sensor
 from pipelines.jobs.marketing_ban import marketing_ban
 from pipelines.jobs.rectification import rectification
@@ -42,7 +43,7 @@ defs = Definitions(
     assets=[raw_pipedrive, raw_google, raw_request_tracker, raw_netvisor, warehouse, suppression_check],
     asset_checks=[last_sync, notice_conformance],
     jobs=[nightly_sync, subject_export, erasure, marketing_ban, deadline_digest, rectification,
-          restriction, retention_review],
+          restriction, retention_review, connections_check],
     schedules=[nightly_sync_schedule, deadline_digest_schedule, retention_review_schedule],
     sensors=[erasure_hold_sensor, run_failure_alert, raw_freshness_alert],
     resources={

@@ -202,6 +202,9 @@ class Imitation:
         self.stats = Stats()
         self.faults = FaultPlan()
         self.slow_seconds = 3.0  # long enough to trip a client's 1-2 s read timeout
+        # Seconds the server's clock (its Date header) is off: a misconfiguration the doctor
+        # must name, since signatures, tokens and change cursors compare times.
+        self.clock_skew_s = 0.0
 
     # -- stats and faults, also reachable as imitation.stats.* --
     def requests_by_route(self) -> dict[str, int]:

@@ -93,6 +93,10 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        now = time.time() if timestamp is None else timestamp
+        return super().date_time_string(now + self.server.imitation.clock_skew_s)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - no personal data in logs
         pass
 
