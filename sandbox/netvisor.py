@@ -398,8 +398,11 @@ class NetvisorImitation(Imitation):
         return (f"<SalesInvoice>{_e('NetvisorKey', key)}{_e('InvoiceNumber', inv['number'])}"
                 f"{_e('Invoicedate', inv['date'], ANSI_ATTR)}"
                 f"{_e('InvoiceStatus', inv['status'], STATUS_ATTR)}"
-                f"{_e('CustomerNetvisorKey', inv['customer_id'])}{_e('CustomerCode', inv['customer_code'])}"
-                f"{_e('CustomerName', inv['customer_name'])}{_e('Uri', f'/getsalesinvoice.nv?netvisorkey={key}')}"
+                f"{_e('CustomerCode', inv['customer_code'])}{_e('CustomerName', inv['customer_name'])}"
+                f"{_e('CustomerNetvisorKey', inv['customer_id'])}{_e('ReferenceNumber', inv['number'] + '0')}"
+                # The world's invoices have no sums: written as zero, in Netvisor's decimal comma.
+                f"{_e('InvoiceSum', '0,00')}{_e('OpenSum', '0,00')}"
+                f"{_e('Uri', f'/getsalesinvoice.nv?netvisorkey={key}')}"
                 "</SalesInvoice>")
 
     def _sorted_invoice_keys(self) -> list[int]:
