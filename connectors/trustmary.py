@@ -8,7 +8,8 @@ code-test client; gathered late 2026):
 - Base ``https://api.trustmary.io/v1``; ``Authorization: Apikey <key>`` (the vendor's own code;
   one third-party reference says ``Bearer``); JSON only. ``GET /v1/test`` checks the key.
 - A contact is keyed by its e-mail: ``GET /v1/contacts?email=&offset=&includeAll=`` answers
-  ``{"contacts": [...]}``, at most 1000 per request, ``offset`` in steps of 1000;
+  ``{"contacts": [...]}`` (the Contacts article) or a bare array (the Redoc sample): both are
+  accepted, for every list route. At most 1000 per request, ``offset`` in steps of 1000;
   ``includeAll=true`` also returns deleted contacts. There is no get-by-id route.
 - ``POST /v1/contacts`` is an **upsert by e-mail** (``addToLists``, ``removeFromLists``,
   ``field_<NAME>`` custom fields, which the contact object returns as such, ...),
@@ -18,8 +19,12 @@ code-test client; gathered late 2026):
 - ``DELETE /v1/contacts`` with ``{"email"}`` answers ``{"contact"}``; deletion is soft
   (``deleted_at`` is set and ``includeAll`` still shows the contact).
 - ``GET /v1/lists`` -> ``{"lists": [...]}``; ``GET /v1/surveys``, ``GET /v1/survey/{id}/responses``
-  (offset paging; answers carry ``answer_values.email`` and the ``contact`` id). Per-contact
-  filtering of answers is not documented, so answers are found by reading every survey's.
+  (offset paging; answers carry ``answer_values.email``/``name`` and ``contact``, a contact
+  **object** or null). Per-contact filtering of answers is not documented, so answers are found
+  by reading every survey's; an answer without any e-mail is returned apart, for the caller to
+  match by full name (for the officer to confirm, never acted on).
+- Custom fields must exist before they are written (``/v1/fields``); ``custom_fields()`` reads
+  their names so a writer can check first. No route to create one is published.
 - Not in the API: a contact's list memberships (lists show only a ``count``), an unsubscribe or
   consent route (``status`` is read-only), a reviews route
   (reviews, testimonial photos on Trustmary's CDN and videos are handled in the app: a manual
@@ -30,6 +35,7 @@ code-test client; gathered late 2026):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.errors import AuthError, BadPayloadError, NotFoundError
@@ -41,6 +47,17 @@ PAGE_SIZE = 1000  # fixed by the API
 
 def _folded(emails: Iterable[str]) -> list[str]:
     return sorted({e.strip().casefold() for e in emails if e and e.strip()})
+
+
+@dataclass
+class AnswerSearch:
+    matched: list[dict] = field(default_factory=list)  # by one of the e-mails or contact ids
+    without_email: list[dict] = field(default_factory=list)  # neither the answer nor its contact has an e-mail
+
+
+def _contact_of(answer: dict) -> dict:
+    contact = answer.get("contact")
+    return contact if isinstance(contact, dict) else {}
 
 
 class TrustmaryClient:
@@ -71,11 +88,20 @@ class TrustmaryClient:
         offset = 0
         while True:
             body = self.http.request_json("GET", path, params={**(params or {}), "offset": offset})
-            rows = self._object(body, key, list)[key]
+            rows = self._rows(body, key)
             yield from (r for r in rows if isinstance(r, dict))
             if len(rows) < PAGE_SIZE:
                 return
             offset += PAGE_SIZE
+
+    @staticmethod
+    def _rows(body: Any, key: str) -> list:
+        """A list answer, wrapped ``{key: [...]}`` or bare ``[...]`` (both are published)."""
+        if isinstance(body, list):
+            return body
+        if isinstance(body, dict) and isinstance(body.get(key), list):
+            return body[key]
+        raise BadPayloadError(f"answer is neither a list nor has a {key!r} list", system="trustmary")
 
     @staticmethod
     def _object(body: Any, key: str, kind: type) -> dict:
@@ -106,17 +132,30 @@ class TrustmaryClient:
     def surveys(self) -> list[dict]:
         return list(self._pages("surveys", "surveys"))
 
-    def survey_responses(self, emails: Iterable[str], contact_ids: Iterable[str] = ()) -> list[dict]:
-        """Every survey answer that names one of the e-mails or contact ids (read from all
-        surveys: the API cannot filter answers by person)."""
+    def custom_fields(self) -> set[str]:
+        """Names of the custom fields defined in the account (``GET /v1/fields``)."""
+        return {str(f.get("name")) for f in self._pages("fields", "fields") if f.get("name")}
+
+    def search_responses(self, emails: Iterable[str], contact_ids: Iterable[str] = ()) -> AnswerSearch:
+        """Every survey answer that names one of the e-mails or contact ids (in its values or its
+        contact object), and apart every answer with no e-mail at all (read from all surveys:
+        the API cannot filter answers by person)."""
         wanted, ids = set(_folded(emails)), {str(i) for i in contact_ids}
-        out = []
+        found = AnswerSearch()
         for survey in self.surveys():
             for r in self._pages(f"survey/{survey.get('id')}/responses", "responses"):
                 values = r.get("answer_values") if isinstance(r.get("answer_values"), dict) else {}
-                if str(values.get("email") or "").strip().casefold() in wanted or str(r.get("contact")) in ids:
-                    out.append(r)
-        return out
+                contact = _contact_of(r)
+                addresses = {str(a or "").strip().casefold() for a in (values.get("email"), contact.get("email"))} - {""}
+                if addresses & wanted or (contact.get("id") is not None and str(contact.get("id")) in ids):
+                    found.matched.append(r)
+                elif not addresses:
+                    found.without_email.append(r)
+        return found
+
+    def survey_responses(self, emails: Iterable[str], contact_ids: Iterable[str] = ()) -> list[dict]:
+        """The answers that name one of the e-mails or contact ids (``search_responses``)."""
+        return self.search_responses(emails, contact_ids).matched
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -1,18 +1,30 @@
 """Imitation of Trustmary's Integration API v1 (facts: see the docstring of connectors/trustmary.py).
 
-What it does like the real service: ``Authorization: Apikey <key>`` (``Bearer`` accepted too,
-as one third-party reference documents), JSON only, ``GET /v1/test``, contacts keyed by e-mail
-(``GET /v1/contacts?email=&offset=&includeAll=`` in ``{"contacts": [...]}``, at most 1000 per
-request, ``offset`` in steps of 1000), upsert by ``POST /v1/contacts`` with ``addToLists`` /
-``removeFromLists`` and ``field_<NAME>`` custom fields, answering ``{"contact", "action": IMPORT_CREATE|IMPORT_UPDATE,
+What it does like the real service (help.trustmary.com/api, the "Contacts / Lists - Developers"
+articles, Trustmary's own repositories trustmary/wordpress and trustmary/trustmary-codetest):
+``Authorization: Apikey <key>`` (``Bearer`` accepted too, as one third-party reference
+documents), JSON only, ``GET /v1/test``, contacts keyed by e-mail
+(``GET /v1/contacts?email=&offset=&includeAll=``, at most 1000 per request, ``offset`` in steps
+of 1000), upsert by ``POST /v1/contacts`` with ``addToLists`` / ``removeFromLists`` and
+``field_<NAME>`` custom fields, answering ``{"contact", "action": IMPORT_CREATE|IMPORT_UPDATE,
 "listsUpdated"}``, ``DELETE /v1/contacts`` with ``{"email"}`` as a soft delete (``deleted_at``
 set; ``includeAll=true`` still returns the contact), ``GET /v1/lists``, ``GET /v1/surveys`` and
 ``GET /v1/survey/{id}/responses``. There is no unsubscribe route and no reviews route.
 
-Choices where the vendor documents nothing (the connector relies on none of them beyond the
+- The contact list is published in two shapes: wrapped ``{"contacts": [...]}`` (the Contacts
+  article) and a bare array (the Redoc sample). ``contacts_shape`` ("wrapped", "bare") picks one,
+  so the connector is held to both.
+- A survey answer's ``contact`` is the contact **object** (survey-answer webhook article), or
+  null when the answer came without a known contact.
+- Custom fields must exist before they are written (help.trustmary.com/api, ``/v1/fields``): an
+  upsert with a ``field_<NAME>`` that is not defined is refused (422). ``GET /v1/fields`` lists
+  them. The account starts with the ``marketing_ban`` field the deployment guide asks for.
+
+Our guesses, where the vendor documents nothing (the connector relies on none of them beyond the
 status codes): errors are plain ``{"message": ...}`` bodies with 401/404/422; e-mail lookups
-ignore case; ``{"surveys": [...]}`` and ``{"responses": [...]}`` envelopes, each response shaped
-like the survey-answer webhook payload.
+ignore case; ``{"surveys": [...]}``, ``{"responses": [...]}`` and ``{"fields": [{"id", "name",
+"label", "type"}]}`` envelopes; each response shaped like the survey-answer webhook payload; no
+route creates a custom field (done in the app).
 """
 
 from __future__ import annotations
@@ -49,6 +61,9 @@ class TrustmaryImitation(Imitation):
     def __init__(self, world: World, api_key: str = DEFAULT_API_KEY) -> None:
         super().__init__()
         self.api_key = api_key
+        self.contacts_shape = "wrapped"  # or "bare": both are published (module docstring)
+        self.custom_fields: dict[str, dict] = {"marketing_ban": {"id": "fld_marketing_ban", "name": "marketing_ban",
+                                                                 "label": "Marketing ban", "type": "text"}}
         self.organization_id = short_id(random.Random(f"trustmary-org:{world.seed}"))
         self._rng = random.Random(f"trustmary-ids:{world.seed}")
         self._lock = threading.RLock()
@@ -69,6 +84,7 @@ class TrustmaryImitation(Imitation):
             ("/v1/test", "GET", self.test), ("/v1/test", "POST", self.test),
             ("/v1/contacts", "GET", self.list_contacts), ("/v1/contacts", "POST", self.upsert_contact),
             ("/v1/contacts", "DELETE", self.delete_contact), ("/v1/lists", "GET", self.list_lists),
+            ("/v1/fields", "GET", self.list_fields),
             ("/v1/surveys", "GET", self.list_surveys), ("/v1/survey/{survey_id}/responses", "GET", self.responses_of),
         ):
             self.router.add(method, path, handler)
@@ -118,7 +134,10 @@ class TrustmaryImitation(Imitation):
             rows = [c for c in self.contacts.values()
                     if (include_all or c["deleted_at"] is None) and (not email or c["email"].strip().lower() == email)]
             page = [self._contact_json(c) for c in rows[offset:offset + PAGE]]
-        return json_response(200, {"contacts": page})
+        return json_response(200, page if self.contacts_shape == "bare" else {"contacts": page})
+
+    def list_fields(self, req: Request) -> Response:
+        return json_response(200, {"fields": list(self.custom_fields.values())})
 
     def _find_live(self, email: str) -> dict | None:
         """The contact an upsert or delete acts on: the e-mail's contact, preferring a live one."""
@@ -138,6 +157,10 @@ class TrustmaryImitation(Imitation):
         unknown = [x for x in add_ids + remove if not isinstance(x, str) or x not in self.lists]
         if unknown:
             raise ApiError(422, "unknown list id")
+        undefined = sorted(k[len("field_"):] for k in body if k.startswith("field_")
+                           and k[len("field_"):] not in self.custom_fields)
+        if undefined:
+            raise ApiError(422, f"unknown custom field: {', '.join(undefined)}")
         now = datetime.now(timezone.utc).timestamp()
         with self._lock:
             contact = self._find_live(email.strip().lower())
@@ -206,5 +229,6 @@ class TrustmaryImitation(Imitation):
                               "organization": r["organization"], "imageFilename": r["image_filename"],
                               "publicConsent": "true" if r["public_consent"] else "",
                               "noPublicConsent": "" if r["public_consent"] else "true"},
-            "created_at": iso(r["created_at"]), "organization_id": self.organization_id, "contact": r["contact_id"],
+            "created_at": iso(r["created_at"]), "organization_id": self.organization_id,
+            "contact": self._contact_json(self.contacts[r["contact_id"]]) if r["contact_id"] in self.contacts else None,
         } for r in rows]})

@@ -140,6 +140,60 @@ def test_trustmary_ban_of_an_unknown_person_creates_no_contact(small_sandbox, cl
     assert load_erasers()["trustmary"].plan(clients, subject_of(h), date.today()) == []
 
 
+def inject_answer(tm, world, *, contact_id: str, email: str, name: str) -> str:
+    """A survey answer planted in the imitation (the world's answers all carry an e-mail)."""
+    survey_id = next(iter(tm.surveys))
+    answer_id = f"planted{len(tm.responses):02d}"
+    tm.responses.append({"answer_id": answer_id, "survey_id": survey_id, "contact_id": contact_id,
+                         "true_person_id": "", "nps": 9, "comment": "Hyvä.", "name": name, "email": email,
+                         "organization": "", "image_filename": "", "public_consent": False, "created_at": 1.7e9})
+    return answer_id
+
+
+def test_trustmary_bare_contact_list_and_answers_by_contact_object_or_name(small_sandbox, clients):
+    """Issue 16: the contact list is published bare as well as wrapped, and an answer's
+    ``contact`` is an object. Issue 15 item 6: an answer with no e-mail that carries the
+    subject's full name is a manual task found by name only."""
+    tm, world = small_sandbox.trustmary, small_sandbox.world
+    contact = min(work_address_contacts(world), key=lambda c: c.id)
+    h = humans(world)[contact.true_person_id]
+    subject = subject_of(h)
+    tm.contacts_shape = "bare"
+    by_contact = inject_answer(tm, world, contact_id=contact.id, email="", name="")
+    by_name = inject_answer(tm, world, contact_id="", email="", name=f"{h.last_name} {h.first_name}")
+    first_only = inject_answer(tm, world, contact_id="", email="", name=h.first_name)
+    someone_else = inject_answer(tm, world, contact_id="", email="", name="Tuntematon Henkilö")
+    by_email = {r.answer_id for r in world.derive("trustmary").responses if r.contact_id == contact.id}
+
+    plan = load_erasers()["trustmary"].plan(clients, subject, date.today())
+    kinds = {(s.record_kind, s.record_id, s.action) for s in plan}
+    assert ("contact", contact.id, "delete") in kinds
+    assert {rid for kind, rid, _ in kinds if kind == "survey_answer"} == by_email | {by_contact}
+    assert {rid for kind, rid, _ in kinds if kind == "survey_answer_by_name"} == {by_name}
+    assert first_only not in {rid for _, rid, _ in kinds} and someone_else not in {rid for _, rid, _ in kinds}
+    assert all(s.action == "manual" and "name only" in s.detail for s in plan if s.record_kind == "survey_answer_by_name")
+    outcome = load_erasers()["trustmary"].execute(clients, subject, plan)
+    assert outcome.state == "manual_open" and "1 survey answers found by name only" in outcome.detail
+    assert tm.contacts_by_email(h.email) == []
+
+
+def test_trustmary_ban_without_the_custom_field_is_a_manual_task(small_sandbox, clients):
+    """Issue 16: custom fields must exist before they are written. The imitation refuses an
+    undefined field; the ban checks first, still takes the contact off its lists and asks for
+    the field to be defined, instead of failing or claiming the ban done."""
+    tm, world = small_sandbox.trustmary, small_sandbox.world
+    contact = next(c for c in sorted(work_address_contacts(world), key=lambda c: c.id) if c.lists)
+    h = humans(world)[contact.true_person_id]
+    with pytest.raises(BadRequestError) as refused:
+        clients.client("trustmary").update_existing(h.email, fields={"not_defined": "x"})
+    assert refused.value.status == 422
+    tm.custom_fields.clear()
+    outcome = BANNERS["trustmary"].ban(clients, subject_of(h))
+    assert outcome.state == "manual_open" and "'marketing_ban'" in outcome.detail and "define it" in outcome.detail
+    [stored] = tm.contacts_by_email(h.email)
+    assert stored["lists"] == [] and stored["fields"] == {}
+
+
 # -- Matomo -----------------------------------------------------------------------------------
 
 def test_matomo_finds_exports_and_deletes_every_visit_of_the_person(small_sandbox, clients):

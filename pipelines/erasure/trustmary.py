@@ -5,8 +5,11 @@ remove becomes a task for a person (``connectors/trustmary.py`` has the facts).
   ``matching.is_subject_record``): ``DELETE /v1/contacts``. Trustmary deletes softly (the contact
   stays with ``deleted_at``), so a deleted contact is followed by a manual step: ask Trustmary's
   support to purge it.
-- survey answer naming the person: no API route deletes one: manual (delete or anonymise in
-  the app).
+- survey answer naming the person (by e-mail in its values or its contact object, or by the
+  contact id): no API route deletes one: manual (delete or anonymise in the app).
+- survey answer with **no e-mail at all** whose typed name is the subject's full name
+  (``matching.is_subject_full_name``): ``survey_answer_by_name``, manual, for the officer to
+  confirm first; nothing acts on it.
 - reviews, testimonial photos and videos: no API route reads or deletes them: whenever the
   person is found in Trustmary at all, a manual step asks for a check in the app.
 
@@ -18,13 +21,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from pipelines.erasure.matching import is_subject_record
+from pipelines.erasure.matching import is_subject_full_name, is_subject_record
 from pipelines.erasure.registry import register_eraser
 from pipelines.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
 
 SYSTEM = "trustmary"
 PURGE = "soft-deleted by Trustmary: ask Trustmary support to purge the deleted contact"
 ANSWER = "survey answer: no API route deletes it; delete or anonymise it in the Trustmary app"
+BY_NAME = ("survey answer found by name only (no e-mail on it): confirm it is the subject's before deleting or "
+           "anonymising it in the Trustmary app; if it is someone else's, leave it")
 REVIEWS = "reviews, testimonial photos and videos: no API route; check and remove them in the Trustmary app"
 
 
@@ -43,8 +48,12 @@ class TrustmaryEraser:
         steps = [PlannedStep(SYSTEM, "contact", str(c.get("id")), "manual" if c.get("deleted_at") else "delete",
                              PURGE if c.get("deleted_at") else "contact deleted through the API")
                  for c in contacts]
-        answers = client.survey_responses(subject.emails, [c.get("id") for c in contacts])
-        steps += [PlannedStep(SYSTEM, "survey_answer", str(a.get("answer_id")), "manual", ANSWER) for a in answers]
+        answers = client.search_responses(subject.emails, [c.get("id") for c in contacts])
+        steps += [PlannedStep(SYSTEM, "survey_answer", str(a.get("answer_id")), "manual", ANSWER)
+                  for a in answers.matched]
+        steps += [PlannedStep(SYSTEM, "survey_answer_by_name", str(a.get("answer_id")), "manual", BY_NAME)
+                  for a in answers.without_email
+                  if is_subject_full_name(subject, (a.get("answer_values") or {}).get("name"))]
         if steps:
             steps.append(PlannedStep(SYSTEM, "review", "all", "manual", REVIEWS))
         return steps
@@ -61,9 +70,11 @@ class TrustmaryEraser:
             if str(contact.get("id")) in wanted and client.delete_contact(str(contact.get("email"))) is not None:
                 deleted += 1
         manual = sum(1 for s in steps if s.action == "manual") + len(wanted)
+        by_name = sum(1 for s in steps if s.record_kind == "survey_answer_by_name")
         return Outcome(SYSTEM, "manual_open", records=deleted,
                        detail=f"{deleted} contacts deleted through the API; {manual} tasks by hand "
-                              f"(purge of soft-deleted contacts, survey answers, reviews and media)")
+                              f"(purge of soft-deleted contacts, survey answers, reviews and media)"
+                              + (f"; {by_name} survey answers found by name only, to confirm first" if by_name else ""))
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
         return [f"contact:{c.get('id')}" for c in subject_contacts(clients.client(SYSTEM), subject)]

@@ -5,6 +5,9 @@ Trustmary cannot show a contact's list memberships, so the ban is verified by th
 custom field (``TRUSTMARY_BAN_FIELD``, default ``marketing_ban``, value
 ``TRUSTMARY_BAN_FIELD_VALUE``, default ``yes``) set in the same request that removes the lists,
 which the contact object returns. Automations in Trustmary can exclude contacts carrying it.
+Trustmary refuses a custom field that is not defined, and no published route defines one, so
+the ban reads ``/v1/fields`` first: without the field it still takes the contacts off every
+list, and the missing field is a manual task (define it in the app, then run the ban again).
 "Smart" lists fill themselves from survey answers; removal from them may not last, so the
 detail names how many exist for the officer to check. A contact is the subject's only when its
 name fits (``pipelines/erasure/matching.py``).
@@ -36,15 +39,21 @@ class TrustmaryBanner:
         if not contacts:
             return Outcome(SYSTEM, "not_found", 0, detail="no live Trustmary contact")
         name, value = ban_mark()
+        field_defined = name in client.custom_fields()
         lists = client.lists()
         plain = [str(lst["id"]) for lst in lists if lst.get("source") != "smart" and lst.get("id")]
         smart = len(lists) - len(plain)
-        removed = sum(client.update_existing(str(c.get("email")), remove_from_lists=plain, fields={name: value})
+        mark = {name: value} if field_defined else {}
+        removed = sum(client.update_existing(str(c.get("email")), remove_from_lists=plain, fields=mark)
                       for c in contacts)
-        detail = (f"{len(contacts)} contacts taken off all {len(plain)} lists ({removed} memberships removed) and "
-                  f"marked {name}; Trustmary has no unsubscribe route")
+        detail = (f"{len(contacts)} contacts taken off all {len(plain)} lists ({removed} memberships removed)"
+                  + (f" and marked {name}" if field_defined else "") + "; Trustmary has no unsubscribe route")
         if smart:
             detail += f"; {smart} smart lists fill themselves from survey answers: check them by hand"
+        if not field_defined:
+            detail += (f"; the custom field {name!r} (TRUSTMARY_BAN_FIELD) is not defined in Trustmary, so the ban "
+                       "mark could not be set: define it in the Trustmary app and run the ban again")
+            return Outcome(SYSTEM, "manual_open", len(contacts), detail=detail)
         return Outcome(SYSTEM, "done", len(contacts), detail=detail)
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
