@@ -629,7 +629,9 @@ class PipedriveImitation(Imitation):
                     "person_id": None, "org_id": None, "pipeline_id": 1, "stage_id": 1, "status": "open",
                     "probability": None, "lost_reason": None, "close_time": None, "won_time": None,
                     "lost_time": None, "expected_close_date": None, "custom_fields": custom}
-        return {"subject": None, "type": "task", "creator_user_id": self.user_id, **common, "deal_id": None,
+        # v2 activities have no visible_to, label_ids or custom_fields (Activities reference)
+        return {"subject": None, "type": "task", "creator_user_id": self.user_id, "owner_id": self.user_id,
+                "is_deleted": False, "deal_id": None,
                 "lead_id": None, "person_id": None, "org_id": None, "project_id": None, "due_date": None,
                 "due_time": None, "duration": None, "busy": False, "done": False, "marked_as_done_time": None,
                 "location": None, "participants": [], "note": None, "public_description": None, "priority": None}
@@ -1075,7 +1077,7 @@ class PipedriveImitation(Imitation):
                 "emails": [e.get("value") for e in rec.get("emails") or [] if isinstance(e, dict)],
                 "visible_to": rec.get("visible_to"), "owner": {"id": rec.get("owner_id")},
                 "organization": {"id": org["id"], "name": org.get("name"), "address": None} if org else None,
-                "custom_fields": matched_custom, "notes": [], "update_time": rec.get("update_time")}})
+                "custom_fields": matched_custom, "notes": []}})
         more = offset + limit < len(hits)
         return json_response(200, {"success": True, "data": {"items": items}, "additional_data": {
             "next_cursor": _encode_cursor({"offset": offset + limit}) if more else None}})

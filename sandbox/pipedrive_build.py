@@ -39,11 +39,14 @@ def v1time(ts: int) -> str:
 
 
 def address(street: str, postal: str, city: str) -> dict[str, Any]:
+    """v2 address object: value plus its parts, nothing else (no ``formatted_address``, which
+    was v1's flat ``address_formatted_address``): the organizations reference,
+    https://developers.pipedrive.com/docs/api/v1/Organizations#getOrganizations."""
     route, _, number = street.partition(" ")
     return {
-        "value": f"{street}, {postal} {city}", "street_number": number or None, "route": route,
-        "sublocality": None, "locality": city, "admin_area_level_1": None, "admin_area_level_2": None,
-        "country": "Suomi", "postal_code": postal, "formatted_address": f"{street}, {postal} {city}, Suomi",
+        "value": f"{street}, {postal} {city}, Suomi", "street_number": number or None, "route": route,
+        "sublocality": None, "subpremise": None, "locality": city, "admin_area_level_1": None,
+        "admin_area_level_2": None, "country": "Suomi", "postal_code": postal,
     }
 
 

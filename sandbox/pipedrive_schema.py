@@ -143,10 +143,12 @@ SCHEMAS: dict[str, dict[str, Validator]] = {
     "deals": {**_COMMON, "title": _str, "value": _number, "currency": _str, "person_id": _opt(_int),
               "org_id": _opt(_int), "pipeline_id": _int, "stage_id": _int, "status": _one_of("open", "won", "lost"),
               "probability": _opt(_int), "lost_reason": _opt(_str), "expected_close_date": _opt(_date)},
-    "activities": {**_COMMON, "subject": _str, "type": _str, "deal_id": _opt(_int), "person_id": _opt(_int),
+    # PATCH/POST /api/v2/activities body (Activities reference): no visible_to, label_ids or custom_fields
+    "activities": {"owner_id": _int, "project_id": _opt(_int), "subject": _str, "type": _str, "deal_id": _opt(_int),
+                   "person_id": _opt(_int),
                    "org_id": _opt(_int), "lead_id": _opt(_str), "due_date": _opt(_date),
                    "due_time": _opt(_str), "duration": _opt(_str), "busy": _bool, "done": _bool,
-                   "location": _opt(_str), "note": _opt(_str), "public_description": _opt(_str),
+                   "location": _opt(_address), "note": _opt(_str), "public_description": _opt(_str),
                    "priority": _opt(_int), "participants": _participants, "attendees": _attendees},
 }
 

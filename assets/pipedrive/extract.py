@@ -204,7 +204,7 @@ class _Reader:
     def address(self, key: str) -> str | None:
         value = self.r.get(key)
         if isinstance(value, dict):
-            value = value.get("formatted_address") or value.get("value")
+            value = value.get("value")  # v2 address objects: the full address is `value`
         return self.text(key, value) if value is not None else None
 
 
@@ -224,7 +224,8 @@ def extract(entity: str, record: dict, fields: FieldMap, now: datetime, issues: 
     if row["update_time"] is None:
         rd.problem("update_time missing")
     if entity != "notes":
-        named = fields.resolve(record.get("custom_fields"), rd.problem)
+        # v2 activities carry no custom_fields (Activities reference): nothing to read there
+        named = fields.resolve(record.get("custom_fields"), rd.problem) if entity != "activities" else None
         row["custom_fields_named"] = None if named is None else json_text(named)[0]
     if entity == "persons":
         row.update(

@@ -83,7 +83,8 @@ def _sync_entity(client, store, entity, fields, *, reconcile_every, max_delete_s
             updated = parse_time(record.get("update_time"))
             if updated is not None and (cursor is None or updated > cursor):
                 cursor = updated
-            if record.get("is_deleted") is True:
+            # v2 records say is_deleted; v1 notes say active_flag (and are deleted for good at once)
+            if (record.get("active_flag") is False) if entity == "notes" else (record.get("is_deleted") is True):
                 deleted.append(rid)
                 continue
             rows.append(extract(entity, record, fields, now, issues))
