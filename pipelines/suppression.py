@@ -14,6 +14,12 @@ of each normalised identifier:
   mailboxes such as ``info@`` are never added);
 - the reason (``ban`` or ``erasure``), the case and the date.
 
+The records the list has seen (``suppression_records``: present when the person was listed, or
+banned again since) are kept as keyed hashes too: ``record_id`` holds ``hmac:`` + HMAC-SHA256
+of ``system:kind:id``. Some record ids are derived from an identifier (Google's address-like
+records are ``kind:md5(address)``), and an unkeyed hash of an email is the email to anyone who
+can guess it; record ids kept in plain text before this were rewritten on first use.
+
 The key comes from ``SUPPRESSION_KEY`` (production: a secret of at least 32 characters, kept
 apart from the register, so that whoever reads the register cannot test guesses). For the demo
 and tests ``SUPPRESSION_KEY_FILE`` may name a file instead, generated (mode 0600) on first
@@ -46,6 +52,7 @@ REASONS = ("ban", "erasure")
 MIN_KEY_CHARS = 32
 KEY_CHECK_META = "suppression_key_check"
 HASH_BATCH = 50_000
+RECORD_HASH_PREFIX = "hmac:"
 
 
 class SuppressionKeyError(SafeMessage, RuntimeError):
@@ -118,7 +125,18 @@ class SuppressionList:
                 raise SuppressionKeyError("the suppression key is not the one the list was made with "
                                           "(SUPPRESSION_KEY / SUPPRESSION_KEY_FILE changed?)")
             self._checked = True
+            self._hash_plain_records()
         return self._key
+
+    def _hash_plain_records(self) -> None:
+        """Replace record ids stored in plain text (before they were keyed) by their keyed hash."""
+        with self.register.backend.transaction() as tx:
+            plain = [tuple(r) for r in tx.execute(
+                "SELECT system, record_kind, record_id FROM suppression_records WHERE record_id NOT LIKE ?",
+                [RECORD_HASH_PREFIX + "%"])]
+            for system, kind, rid in plain:
+                tx.execute("UPDATE suppression_records SET record_id = ? WHERE system = ? AND record_kind = ? "
+                           "AND record_id = ?", [self.record_hash(system, kind, rid), system, kind, rid])
 
     def hash(self, kind: str, value_norm: str) -> str:
         if self._keyed is None:
@@ -126,6 +144,10 @@ class SuppressionList:
         h = self._keyed.copy()  # the key's set-up is done once, not per value
         h.update(f"{kind}:{value_norm}".encode())
         return h.hexdigest()
+
+    def record_hash(self, system: str, kind: str, record_id: str) -> str:
+        """What ``suppression_records.record_id`` holds for a source record."""
+        return RECORD_HASH_PREFIX + self.hash("record", f"{system}:{kind}:{record_id}")
 
     # -- adding -------------------------------------------------------------------------
 
@@ -157,7 +179,7 @@ class SuppressionList:
                     for rid in rids:
                         tx.execute("INSERT INTO suppression_records (system, record_kind, record_id, case_id, state, "
                                    "handled_at) VALUES (?, ?, ?, ?, 'listed', ?) ON CONFLICT DO NOTHING",
-                                   [system, kind, str(rid), subject.case_id, now])
+                                   [system, kind, self.record_hash(system, kind, str(rid)), subject.case_id, now])
             counts = {k: n for k, n in tx.execute(
                 "SELECT kind, count(*) FROM suppression_entries WHERE case_id = ? GROUP BY kind", [subject.case_id])}
             if added:
@@ -231,28 +253,54 @@ class SuppressionList:
 
     # -- records the nightly check has acted on -------------------------------------------
 
-    def handled(self) -> set[tuple[str, str, str]]:
-        """(system, record_kind, record_id) already banned again or flagged (not the failed ones)."""
-        with self.register.backend.transaction() as tx:
-            return {tuple(r) for r in tx.execute(
-                "SELECT system, record_kind, record_id FROM suppression_records WHERE state <> 'failed'")}
-
-    def retry_cases(self) -> dict[tuple[str, str, str], str]:
-        """Records whose re-ban failed or was cut short -> the case it was started under, so a
-        retry continues that case instead of opening another."""
+    def _stored(self, condition: str) -> dict[tuple[str, str, str], str]:
+        self.key()  # checks the key and hashes any plain record ids first
         with self.register.backend.transaction() as tx:
             return {(r[0], r[1], r[2]): r[3] for r in tx.execute(
-                "SELECT system, record_kind, record_id, case_id FROM suppression_records WHERE state = 'failed'")}
+                f"SELECT system, record_kind, record_id, case_id FROM suppression_records WHERE {condition}")}
+
+    def handled(self) -> KeyedRecords:
+        """(system, record_kind, record_id) already banned again or flagged (not the failed ones):
+        ``(system, kind, id) in handled()``."""
+        return KeyedRecords(self, self._stored("state <> 'failed'"))
+
+    def retry_cases(self) -> KeyedRecords:
+        """Records whose re-ban failed or was cut short -> the case it was started under, so a
+        retry continues that case instead of opening another: ``retry_cases()[(system, kind, id)]``."""
+        return KeyedRecords(self, self._stored("state = 'failed'"))
 
     def mark_handled(self, records: Iterable[tuple[str, str, str]], *, case_id: str, state: str) -> None:
         now = _now()
+        rows = [(system, kind, self.record_hash(system, kind, str(rid))) for system, kind, rid in records]
         with self.register.backend.transaction() as tx:
-            for system, kind, rid in records:
+            for system, kind, keyed in rows:
                 tx.execute(
                     "INSERT INTO suppression_records (system, record_kind, record_id, case_id, state, handled_at) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (system, record_kind, record_id) DO UPDATE SET "
                     "case_id = excluded.case_id, state = excluded.state, handled_at = excluded.handled_at",
-                    [system, kind, rid, case_id, state, now])
+                    [system, kind, keyed, case_id, state, now])
+
+
+class KeyedRecords:
+    """Stored suppression records, looked up by a source record ``(system, kind, id)``: the
+    lookup hashes the id as it was stored (the plain ids are never read back)."""
+
+    def __init__(self, suppression: SuppressionList, stored: dict[tuple[str, str, str], str]) -> None:
+        self._suppression, self._stored = suppression, stored
+
+    def _key(self, record: tuple[str, str, str]) -> tuple[str, str, str]:
+        system, kind, rid = record
+        return system, kind, self._suppression.record_hash(system, kind, str(rid))
+
+    def __contains__(self, record: tuple[str, str, str]) -> bool:
+        return self._key(record) in self._stored
+
+    def __getitem__(self, record: tuple[str, str, str]) -> str:
+        """The case the record was handled (or started) under."""
+        return self._stored[self._key(record)]
+
+    def __len__(self) -> int:
+        return len(self._stored)
 
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

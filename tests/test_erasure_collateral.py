@@ -244,3 +244,133 @@ def test_a_build_racing_the_erasure_cannot_put_the_person_back(home, tmp_path, m
         con.close()
     assert waited and untouched, "the erasure did not wait for the running build"
     reg.close()
+
+
+# -- a Google raw store as the sync writes it ---------------------------------------------------
+
+ANNA = "anna.myyja@yritys-esimerkki.fi"  # our employee: the mailbox owner
+OTHERS = ["olli.muu@toinen-esimerkki.fi", "pia.kolmas@kolmas-esimerkki.fi", "ville.neljas@neljas-esimerkki.fi"]
+
+
+def gmail(mid: str, headers: list[tuple[str, str]]) -> dict:
+    """A Gmail API message resource (users.messages.get, format=metadata)."""
+    return {"id": mid, "threadId": mid, "labelIds": ["INBOX"], "historyId": "7", "internalDate": "1764000000000",
+            "payload": {"headers": [{"name": n, "value": v} for n, v in headers]}}
+
+
+def google_store(raw_dir: Path) -> None:
+    """One shared message (a newsletter-like mail to Essi and three other outsiders, which Gmail
+    keeps as a manual task) and one of her own (her question to our employee)."""
+    from datetime import datetime, timezone
+
+    from assets.google.sync import ADDRESSES, ALL_SPECS, MESSAGES, USERS, message_rows
+    from assets.raw_store import open_raw_store
+
+    now = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    shared = gmail("m-shared", [
+        ("From", f"Anna Myyjä <{ANNA}>"), ("To", f"Essi Hyvärinen <{ESSI_EMAIL}>, Olli Muu <{OTHERS[0]}>"),
+        ("Cc", f"{OTHERS[1]}"), ("Bcc", f"Ville Neljäs <{OTHERS[2]}>"),
+        ("Date", "Tue, 24 Nov 2026 10:00:00 +0200"), ("Subject", "Joulukuun tarjoukset"),
+        ("Received", f"from mx.example by mail.example for <{ESSI_EMAIL}>")])
+    own = gmail("m-own", [
+        ("From", f"Essi Hyvärinen <{ESSI_EMAIL}>"), ("To", f"Anna Myyjä <{ANNA}>"),
+        ("Date", "Wed, 25 Nov 2026 09:00:00 +0200"), ("Subject", "Kysymys laskusta")])
+    with open_raw_store(raw_dir, "google") as store:
+        for spec in ALL_SPECS:
+            store.ensure(spec)
+        store.apply_page(USERS, [{"id": "u1", "primary_email": ANNA, "full_name": "Anna Myyjä"}], now=now)
+        messages, addresses = [], []
+        for msg in (shared, own):
+            row, children = message_rows("u1", msg, now, [])
+            messages.append(row)
+            addresses += children
+        store.apply_page(MESSAGES, messages, now=now)
+        store.apply_page(ADDRESSES, addresses, now=now)
+
+
+def built_subject(raw_dir: Path, warehouse: Path, reg, ids):
+    """The warehouse built from the raw stores, an erasure case and its subject resolved in it."""
+    import duckdb
+
+    from assets.warehouse.build import build_warehouse
+    from pipelines.suppression import SuppressionList
+    from pipelines.writeback.base import resolve_subject
+
+    build_warehouse(raw_dir, warehouse, suppression=SuppressionList(reg))
+    case = reg.new_case("erasure", ids, actor="dpo", systems=["own_stores"])
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return resolve_subject(con, case.case_id, ids)
+    finally:
+        con.close()
+
+
+def erase(subject, reg, tmp_path: Path, home: Path):
+    return erase_own_stores(subject, raw_dir=tmp_path / "raw", warehouse_path=tmp_path / "warehouse.duckdb",
+                            export_dir=tmp_path / "exports", register=reg, case_id=subject.case_id, actor="dpo",
+                            dagster_home=home)
+
+
+# -- item 8: nothing derived from an identifier without a key is kept ----------------------------
+
+
+def test_no_unkeyed_hash_of_the_email_is_kept_after_erasure(home, tmp_path, monkeypatch):
+    """Google's address-like record ids are md5(email) in the warehouse. The erasure puts the
+    subject's records on the suppression list first (as the erasure flow does); after the
+    erasure no file under the test's folder may hold the md5, sha1 or sha256 of her email: the
+    byte scan finds them before (in the warehouse) and not after."""
+    from pipelines.erasure.byte_scan import scan
+    from pipelines.suppression import add_subject
+
+    monkeypatch.setenv("IDENTITY_DECISIONS_PATH", str(tmp_path / "identity_decisions.duckdb"))
+    google_store(tmp_path / "raw")
+    reg = open_register()
+    subject = built_subject(tmp_path / "raw", tmp_path / "warehouse.duckdb", reg,
+                            validate_identifiers([ESSI_EMAIL], [], "Essi Hyvärinen"))
+    assert "gmail_correspondent" in subject.records["google"]
+    add_subject(reg, subject, reason="erasure", actor="dpo")
+    needles = {"email": [ESSI_EMAIL]}
+    before = {(Path(p).name, kind) for p, kind, _ in scan([tmp_path], needles)}
+    assert ("warehouse.duckdb", "email-md5") in before, sorted(before)
+
+    outcome = erase(subject, reg, tmp_path, home)
+    assert outcome.state == "done", outcome.error
+    after = {(Path(p).relative_to(tmp_path).as_posix(), kind, enc) for p, kind, enc in scan([tmp_path], needles)}
+    assert not after, sorted(after)
+    reg.close()
+
+
+def test_byte_scan_finds_unkeyed_hashes_of_identifiers(tmp_path):
+    import hashlib
+
+    from pipelines.erasure.byte_scan import scan
+
+    md5 = hashlib.md5(ESSI_EMAIL.encode()).hexdigest().upper()  # any case
+    sha256 = hashlib.sha256(ESSI_PHONE.encode()).hexdigest()
+    (tmp_path / "ids.txt").write_text(f"gmail_correspondent:{md5}\n")
+    (tmp_path / "phone.bin").write_bytes(f"x{sha256}y".encode("utf-16-le"))
+    (tmp_path / "other.txt").write_text(hashlib.sha1(b"olli.muu@toinen-esimerkki.fi").hexdigest())
+    found = scan([tmp_path], {"email": [ESSI_EMAIL.upper()], "phone": [ESSI_PHONE, "040 765 4321"]})
+    # (ASCII in UTF-16 LE, read one byte further on, is also UTF-16 BE: both may be reported.)
+    assert {(Path(p).name, kind) for p, kind, _ in found} == {("ids.txt", "email-md5"), ("phone.bin", "phone-sha256")}
+    assert (str(tmp_path / "phone.bin"), "phone-sha256", "utf-16-le") in found
+
+
+def test_record_ids_kept_in_plain_text_are_keyed_on_first_use(home):
+    import hashlib
+
+    from pipelines.suppression import SuppressionList
+
+    reg = open_register()
+    case = reg.new_case("erasure", validate_identifiers([ESSI_EMAIL]), actor="dpo")
+    plain = "gmail_correspondent:" + hashlib.md5(ESSI_EMAIL.encode()).hexdigest()
+    with reg.backend.transaction() as tx:  # as an earlier version stored it
+        tx.execute("INSERT INTO suppression_records (system, record_kind, record_id, case_id, state, handled_at) "
+                   "VALUES ('google', 'gmail_correspondent', ?, ?, 'listed', '2026-11-01')", [plain, case.case_id])
+    supp = SuppressionList(reg)
+    assert ("google", "gmail_correspondent", plain) in supp.handled()
+    assert ("google", "gmail_correspondent", plain + "0") not in supp.handled()
+    with reg.backend.transaction() as tx:
+        stored = [r[0] for r in tx.execute("SELECT record_id FROM suppression_records")]
+    assert len(stored) == 1 and stored[0].startswith("hmac:") and plain not in stored[0]
+    reg.close()

@@ -7,6 +7,12 @@ zip files (an export package is deflated, so its raw bytes would hide what it ho
 Findings and errors name the path, the needle's kind and the encoding, never the needle: the
 output of a scan goes into test reports and logs.
 
+Derived values too: an unkeyed hash of an identifier identifies the person as well as the
+identifier does (anyone can hash a guessed address and compare). So for each normalised email
+(lower case) and each phone given in E.164 the scan also looks for the hex md5, sha1 and sha256
+(any case), reported as kind ``email-md5``, ``phone-sha256`` ... What we keep after an erasure
+may only be keyed (HMAC) hashes.
+
 What bytes alone cannot show: DuckDB compresses string columns (dictionary, FSST), so a live
 value is usually not stored verbatim. A DuckDB file is therefore also read through DuckDB
 (read-only) and every row of every table searched as text (encoding ``duckdb-rows``). Deleted
@@ -17,6 +23,7 @@ to the byte search too: that is why the erasure rewrites those files from the ke
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import zipfile
@@ -33,6 +40,8 @@ DUCKDB_MAGIC = b"DUCK"  # at offset 8 of every DuckDB database file
 ROWS_PER_READ = 5000
 
 Finding = tuple[str, str, str]  # (path, needle kind, encoding)
+DIGESTS = ("md5", "sha1", "sha256")
+E164 = re.compile(r"\+[1-9][0-9]{5,14}")
 
 
 class ScanError(RuntimeError):
@@ -57,17 +66,32 @@ def phone_variants(e164: str) -> list[str]:
     return sorted(v for v in out if len(re.sub(r"\D", "", v)) >= 6)
 
 
+def digest_needles(kind: str, value: str) -> list[tuple[str, str]]:
+    """``(kind-algorithm, hex digest)`` of a normalised email (lower case) or an E.164 phone;
+    nothing for other kinds or spellings (a national phone spelling is not what is hashed)."""
+    if kind == "email":
+        normalised = value.strip().lower()
+    elif kind == "phone" and E164.fullmatch(value.strip()):
+        normalised = value.strip()
+    else:
+        return []
+    return [(f"{kind}-{name}", hashlib.new(name, normalised.encode("utf-8")).hexdigest()) for name in DIGESTS]
+
+
 def _patterns(needles: Mapping[str, Iterable[str]] | Iterable[tuple[str, str]]) -> list[tuple[str, str, re.Pattern]]:
     if isinstance(needles, Mapping):
         flat = [(kind, value) for kind, values in needles.items() for value in values]
     else:
         flat = list(needles)
-    out = []
-    seen = set()
     for kind, value in flat:
         if not isinstance(value, str) or len(value.strip()) < 3:
             raise ValueError(f"{kind}: a needle must be text of at least 3 characters")
-        flags = re.IGNORECASE if kind in CASE_INSENSITIVE_KINDS else 0
+    digests = [d for kind, value in flat for d in digest_needles(kind, value)]
+    hex_kinds = {kind for kind, _ in digests}  # hex digits: any case
+    out = []
+    seen = set()
+    for kind, value in flat + digests:
+        flags = re.IGNORECASE if kind in CASE_INSENSITIVE_KINDS or kind in hex_kinds else 0
         for encoding in ENCODINGS:
             key = (kind, encoding, value.lower() if flags else value)
             if key not in seen:
@@ -139,7 +163,8 @@ def scan(paths: Iterable[str | os.PathLike], needles: Mapping[str, Iterable[str]
          ) -> list[Finding]:
     """Every (path, needle kind, encoding) where some needle of that kind occurs. ``needles`` is
     ``{kind: [values]}`` or ``[(kind, value), ...]``; kinds are free words (``email``, ``phone``,
-    ``name``); ``email`` matches case-insensitively. A zip member is reported as
+    ``name``); ``email`` matches case-insensitively; emails and E.164 phones are also looked for
+    as hex md5/sha1/sha256 (kinds ``email-md5`` ...). A zip member is reported as
     ``archive.zip!member-<n>`` (member names can be personal: an attachment's file name)."""
     patterns = _patterns(needles)
     if not patterns:
