@@ -321,15 +321,23 @@ class RequestTrackerClient:
         yield from self._collection("attachments", filters=filters, params=params)
 
     def privileged_user_ids(self) -> set[int]:
-        """Members of RT's Privileged group (staff). REST2's user collections leave the
-        ``Privileged`` field empty (it is computed), so it is read from the group instead."""
-        groups = self._json("POST", "groups", params={"fields": "id,Name"}, read=True,
-                            body=[{"field": "Domain", "value": "SystemInternal"},
-                                  {"field": "Name", "value": "Privileged"}])
+        """Staff: users RT calls privileged (members of its SystemInternal "Privileged" group).
+
+        REST2 offers no cheaper way to ask: user collections leave ``Privileged`` empty (it is
+        computed, not a column), and ``/groups``, ``/group/N/members`` and ``/user/N/groups``
+        serve user-defined groups only (``LimitToUserDefinedGroups``/``LoadUserDefinedGroup``
+        in RT 5's RT::REST2::Resource::Groups, GroupMembers and UserGroups). The single user
+        record does carry it, so each user is read once: one request per user and run, since
+        promoting a user does not change the user's ``LastUpdated``."""
         ids: set[int] = set()
-        for group in groups.get("items") or []:
-            for items in self._collection(f"group/{int(group['id'])}/members", params={"fields": "id"}):
-                ids.update(i for i in (_ref_id(m) for m in items) if i is not None)
+        for page in self.iter_ids("users"):
+            for uid in page:
+                try:
+                    user = self._json("GET", f"user/{uid}")
+                except NotFoundError:
+                    continue  # shredded between the listing and this read
+                if str(user.get("Privileged")) == "1":
+                    ids.add(uid)
         return ids
 
     def iter_ids(self, kind: str) -> Iterator[list[int]]:
