@@ -4,10 +4,13 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 
 import duckdb
 from dagster import DagsterInstance
+from dagster._utils.schedules import schedule_execution_time_iterator
 
 from pipelines.definitions import defs
 
@@ -27,13 +30,24 @@ def personal_strings(sandbox) -> set[str]:
     return out
 
 
-def test_schedule_and_job_are_defined():
-    schedule = defs.resolve_schedule_def("nightly_sync_schedule")
-    assert schedule.cron_schedule == "0 2 * * *"
-    assert schedule.execution_timezone == "Europe/Helsinki"
-    assert schedule.job_name == "nightly_sync"
-    job = defs.resolve_job_def("nightly_sync")
-    assert job.tags.get("register/job") == "nightly_sync"
+def fire_times(schedule_name: str, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` times Dagster's scheduler fires the schedule after ``after`` (the
+    iterator the scheduler daemon runs on the schedule's cron and time zone), in UTC."""
+    schedule = defs.resolve_schedule_def(schedule_name)
+    times = schedule_execution_time_iterator(after.timestamp(), schedule.cron_schedule, schedule.execution_timezone)
+    return [t.astimezone(timezone.utc) for t in islice(times, count)]
+
+
+def test_nightly_sync_runs_at_two_every_night_helsinki_time():
+    # Written out by hand: 02:00 in Helsinki is 00:00 UTC in winter (EET, +2) and 23:00 UTC the
+    # day before in summer (EEST, +3); summer time began on Sunday 29 March 2026 at 03:00.
+    assert fire_times("nightly_sync_schedule", datetime(2026, 3, 28, 12, 0, tzinfo=timezone.utc), 3) == [
+        datetime(2026, 3, 29, 0, 0, tzinfo=timezone.utc),
+        datetime(2026, 3, 29, 23, 0, tzinfo=timezone.utc),
+        datetime(2026, 3, 30, 23, 0, tzinfo=timezone.utc),
+    ]
+    assert defs.resolve_schedule_def("nightly_sync_schedule").job_name == "nightly_sync"
+    assert defs.resolve_job_def("nightly_sync") is not None
 
 
 def test_nightly_sync_in_process_publishes_and_keeps_pii_out_of_events(pipedrive_env, sandbox, tmp_path):

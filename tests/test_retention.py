@@ -161,9 +161,22 @@ def test_review_finds_exactly_the_stale_contacts_and_does_not_duplicate(review_e
 
 
 def test_review_is_scheduled_monthly():
+    """The next fire times of Dagster's scheduler for the schedule, written out by hand: 06:00
+    Helsinki time on the 1st of each month is 03:00 UTC in summer (EEST, +3) and 04:00 UTC in
+    winter (EET, +2; summer time ended on 25 October 2026)."""
+    from itertools import islice
+
+    from dagster._utils.schedules import schedule_execution_time_iterator
+
     schedule = defs.resolve_schedule_def("retention_review_schedule")
-    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
-        "0 6 1 * *", "Europe/Helsinki", "retention_review")
+    after = datetime(2026, 9, 15, 12, 0, tzinfo=timezone.utc)
+    times = schedule_execution_time_iterator(after.timestamp(), schedule.cron_schedule, schedule.execution_timezone)
+    assert [t.astimezone(timezone.utc) for t in islice(times, 3)] == [
+        datetime(2026, 10, 1, 3, 0, tzinfo=timezone.utc),
+        datetime(2026, 11, 1, 4, 0, tzinfo=timezone.utc),
+        datetime(2026, 12, 1, 4, 0, tzinfo=timezone.utc),
+    ]
+    assert schedule.job_name == "retention_review"
 
 
 @pytest.mark.parametrize("rules, message", [
