@@ -292,9 +292,6 @@ def test_screen_a_bought_list_against_the_warehouse(sandbox, tmp_path, client):
                               "phones": [{"value": "050 765 4321"}]})
     run_sync(sandbox, raw)
     build_warehouse(raw, wh)
-    con = duckdb.connect(str(wh), read_only=True)
-    banned = con.execute("SELECT count(*) FROM persons WHERE marketing_ban").fetchone()[0]
-    con.close()
     src, out = tmp_path / "list.csv", tmp_path / "screened.csv"
     with src.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -305,7 +302,9 @@ def test_screen_a_bought_list_against_the_warehouse(sandbox, tmp_path, client):
     assert r.returncode == 0, r.stderr
     with out.open(newline="", encoding="utf-8") as f:
         status = [row["status"] for row in csv.DictReader(f)]
-    assert status == ["marketing_ban" if banned else "existing", "existing", "new", "new"]
+    # Kalle unsubscribed in Pipedrive (matched by his address in other letter case), Olga is known by
+    # her phone in another spelling, the other two are nobody the register knows.
+    assert status == ["marketing_ban", "existing", "new", "new"]
 
 
 def test_precision_and_recall_through_the_sandbox_and_warehouse(sandbox, tmp_path):
