@@ -159,6 +159,8 @@ class NetvisorImitation(Imitation):
         self.latency_s = 0.0  # time a call spends "in flight" inside the server (tests raise it)
         self.violations = 0  # concurrent calls for one customer seen (and refused)
         self.auth_failures = 0
+        # The MAC modes this server takes (tests narrow it to show the doctor naming the algorithm).
+        self.mac_algorithms = {"HMACSHA256", "SHA256"}
         self.repeated_transactions = 0
         self.next_answer: bytes | None = None  # served verbatim, once, to the next call (tests: hostile XML)
         self._lock = threading.RLock()
@@ -229,6 +231,8 @@ class NetvisorImitation(Imitation):
         head = (url, h[H + "Sender"], h[H + "CustomerId"], h[H + "Timestamp"], language, org, h[H + "TransactionId"])
         keys = (c["customer_key"], c["partner_key"])
         algorithm = h.get(H + "MACHashCalculationAlgorithm")
+        if algorithm not in self.mac_algorithms:
+            return self._refuse_auth("Unsupported MAC algorithm")
         if algorithm == "HMACSHA256":
             expected = hmac.new("&".join(keys).encode(MAC_TEXT_ENCODING, "replace"),
                                 "&".join(head + (h[H + "TimestampUnix"],) + keys).encode(MAC_TEXT_ENCODING, "replace"),

@@ -54,6 +54,7 @@ def test_doctor_passes_every_system_of_the_demo_setup(doctor_env, capsys, small_
     ("pipedrive_clock", "pipedrive", "NTP"),
     ("google_scope", "google", "gmail.readonly to client id"),
     ("netvisor_key", "netvisor", "NETVISOR_CUSTOMER_ID/_KEY"),
+    ("netvisor_algorithm", "netvisor", "HMAC-SHA256"),
     ("rt_token", "request_tracker", "RT_TOKEN"),
     ("trustmary_key", "trustmary", "TRUSTMARY_API_KEY"),
     ("matomo_token", "matomo", "MATOMO_TOKEN_AUTH"),
@@ -73,6 +74,8 @@ def test_doctor_names_the_system_and_the_fix(doctor_env, monkeypatch, capsys, in
             s for s in all_scopes() if not s.endswith("/gmail.readonly"))
     elif injection == "netvisor_key":
         monkeypatch.setenv("NETVISOR_CUSTOMER_KEY", "wrong-key")
+    elif injection == "netvisor_algorithm":
+        doctor_env["netvisor"].netvisor.mac_algorithms = {"SHA256"}  # a server that knows only the legacy mode
     elif injection == "rt_token":
         monkeypatch.setenv("RT_TOKEN", "1-99-0123456789abcdef0123456789abcdef")
         monkeypatch.delenv("RT_USER", raising=False)
