@@ -8,6 +8,7 @@
 - The warehouse build and the erasure's rewrite take the same lock.
 """
 
+import json
 import logging
 import shutil
 import threading
@@ -373,4 +374,47 @@ def test_record_ids_kept_in_plain_text_are_keyed_on_first_use(home):
     with reg.backend.transaction() as tx:
         stored = [r[0] for r in tx.execute("SELECT record_id FROM suppression_records")]
     assert len(stored) == 1 and stored[0].startswith("hmac:") and plain not in stored[0]
+    reg.close()
+
+
+# -- item 2: a shared record loses only the subject's part ---------------------------------------
+
+
+def test_a_shared_message_keeps_everyone_but_the_subject(home, tmp_path, monkeypatch):
+    """The mail to Essi and three other outsiders stays in the raw store for them, without her
+    address row and without her address in its headers (To, and the Received header that names
+    her); her own message to our employee goes whole. The other recipients stay in the
+    warehouse."""
+    import duckdb
+
+    from pipelines.erasure.byte_scan import scan
+
+    monkeypatch.setenv("IDENTITY_DECISIONS_PATH", str(tmp_path / "identity_decisions.duckdb"))
+    google_store(tmp_path / "raw")
+    reg = open_register()
+    subject = built_subject(tmp_path / "raw", tmp_path / "warehouse.duckdb", reg,
+                            validate_identifiers([ESSI_EMAIL], [], "Essi Hyvärinen"))
+    assert sorted(subject.records["google"]["gmail_message"]) == ["u1:m-own", "u1:m-shared"]
+    outcome = erase(subject, reg, tmp_path, home)
+    assert outcome.state == "done", outcome.error
+
+    con = duckdb.connect(str(tmp_path / "raw" / "google.duckdb"), read_only=True)
+    try:
+        assert [r[0] for r in con.execute("SELECT id FROM gmail_messages").fetchall()] == ["u1:m-shared"]
+        kept = con.execute("SELECT header, email FROM gmail_addresses WHERE message_key = 'u1:m-shared' "
+                           "ORDER BY position").fetchall()
+        assert kept == [("from", ANNA), ("to", OTHERS[0]), ("cc", OTHERS[1]), ("bcc", OTHERS[2])]
+        headers = dict(json.loads(con.execute("SELECT headers FROM gmail_messages").fetchone()[0]))
+        assert headers["To"] == f"Olli Muu <{OTHERS[0]}>"
+        assert headers["Subject"] == "Joulukuun tarjoukset" and "Received" not in headers
+        assert con.execute("SELECT count(*) FROM gmail_addresses WHERE message_key = 'u1:m-own'").fetchone()[0] == 0
+    finally:
+        con.close()
+    assert not scan([tmp_path], {"email": [ESSI_EMAIL], "name": ["Essi Hyvärinen"]})
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        kept = {r[0] for r in con.execute("SELECT value_norm FROM person_identifiers WHERE kind = 'email'").fetchall()}
+    finally:
+        con.close()
+    assert set(OTHERS) <= kept and ESSI_EMAIL not in kept
     reg.close()

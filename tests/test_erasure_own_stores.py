@@ -268,14 +268,17 @@ def test_rewrite_drops_deleted_bytes_and_keeps_constraints_and_cursors(tmp_path)
                                phones=["+358401234567"])
     needles = Needles(subject.emails, subject.phones, [])
     removed = rewrite_without(path, _raw_removal("pipedrive", subject, needles))
-    assert removed == 3  # person 7 (by email, any case), note 1 (by id), note 2 (by phone)
+    # Person 7 (a person row with her email, any case) and note 1 (hers, by id) go; note 2 is
+    # about person 3 and only quotes her phone: it stays, with the number taken out.
+    assert removed == 2
     # (Her email is still a substring of the other Aaltonen's address, so the scan looks for her name.)
     assert not scan([path], {**gone, "name": ["Aino Aaltonen"]})
     assert (str(path), "name", "duckdb-rows") in scan([path], {"name": ["Henkilö 8"]})
     assert not list(tmp_path.glob("*.building-*"))
     with open_raw_store(tmp_path, "pipedrive") as store:
         assert store.state("persons").cursor == now
-        assert sorted(r[0] for r in store.con.execute("SELECT id FROM notes").fetchall()) == [3]
+        assert store.con.execute("SELECT id, CAST(record AS VARCHAR) FROM notes ORDER BY id").fetchall() == [
+            (2, '{"content": "soita [erased]"}'), (3, '{"content": "tilaus 04012345678"}')]
         store.apply_page(PERSONS, [{"id": 8, "name": "Henkilö 8", "record": "{}"}], now=now)  # upsert by key
         assert store.count(PERSONS) == 397
         assert [r[0] for r in store.con.execute("SELECT id FROM persons WHERE id IN (7, 9, 11)").fetchall()] == [11]

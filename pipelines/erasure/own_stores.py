@@ -54,6 +54,7 @@ import sqlite3
 import time
 import traceback
 import unicodedata
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -93,11 +94,45 @@ RECORD_TABLES: dict[str, dict[str, tuple[str, str]]] = {
 # child table -> [(foreign key column, parent table)]: a removed parent's rows go with it.
 # Parents are copied before their children (dict order, then the parents' own order).
 CHILD_TABLES: dict[str, dict[str, list[tuple[str, str]]]] = {
+    # A shared ticket stays; what the person wrote in it (their transactions) goes.
     "request_tracker": {"ticket_people": [("ticket_id", "tickets"), ("user_id", "users")],
-                        "transactions": [("ticket_id", "tickets")],
-                        "attachments": [("transaction_id", "transactions")]},
+                        "transactions": [("ticket_id", "tickets"), ("creator_id", "users")],
+                        "attachments": [("transaction_id", "transactions"), ("creator_id", "users")]},
     "google": {child.name: [(fk, parent)] for parent, (child, fk) in GOOGLE_CHILDREN.items() if child is not None},
 }
+# Tables whose rows each describe one person, or one person's place in a record (an address of a
+# message, an attendee): a row holding the subject's email or phone is theirs and goes whole.
+PERSON_ROW_TABLES: dict[str, set[str]] = {
+    "pipedrive": {"persons"},
+    "netvisor": {"contact_persons", "customers"},
+    "request_tracker": {"users", "ticket_people"},
+    "google": {"users", "contacts", "gmail_addresses", "calendar_attendees", "drive_permissions"},
+}
+# Records other people can share: table -> SQL over its row ``t`` that holds when someone other
+# than the subject (and other than our own staff) is on it; ``{other}`` is filled in with the
+# test on a child's ``c.email``. A shared record the subject is on is kept without their part
+# (their child rows go, their identifiers are scrubbed from its text); one only they are on goes
+# whole. Gmail keeps a mass mailing (a manual task); the others on it must keep it here too.
+SHARED_RECORDS: dict[str, dict[str, str]] = {
+    "google": {
+        "gmail_messages": "EXISTS (SELECT 1 FROM src.main.gmail_addresses AS c WHERE c.message_key = t.id "
+                          "AND c.valid AND {other})",
+        "calendar_events": "EXISTS (SELECT 1 FROM src.main.calendar_attendees AS c WHERE c.event_key = t.id "
+                           "AND c.email IS NOT NULL AND {other})",
+        "drive_files": "EXISTS (SELECT 1 FROM src.main.drive_permissions AS c WHERE c.file_id = t.id "
+                       "AND c.type = 'user' AND c.email IS NOT NULL AND {other})",
+    },
+    # A ticket with another requestor or Cc (a customer, not staff).
+    "request_tracker": {
+        "tickets": "EXISTS (SELECT 1 FROM src.main.ticket_people AS c JOIN src.main.users AS u ON u.id = c.user_id "
+                   "WHERE c.ticket_id = t.id AND NOT coalesce(u.privileged, false) "
+                   "AND c.user_id NOT IN (SELECT key FROM temp.subject_users))",
+    },
+}
+# Written where a shared record named the person.
+ERASED = "[erased]"
+# Headers whose value is a list of mailboxes: the person's mailbox is taken out, the rest kept.
+ADDRESS_LIST_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "sender"}
 # Characters an email's local part may hold (RFC 5322 atext and the dot), lower case.
 EMAIL_LOCAL_CHARS = r"a-z0-9!#$%&'*+/=?^_`{|}~.\-"
 # Characters written between a phone number's digits ("+358 40-123 45 67", "(040) 123.4567").
@@ -182,6 +217,42 @@ class Needles:
             return True
         return bool(name and name.search(unicodedata.normalize("NFC", text).casefold()))
 
+    @functools.cached_property
+    def _redactors(self) -> list[re.Pattern]:
+        """The emails and phones as written in text (phones with separators between digits)."""
+        out = []
+        if self.emails:
+            out.append(re.compile(self.email_regex(), re.IGNORECASE))
+        spellings = set()
+        for e164 in self.phones:
+            try:
+                number = phonenumbers.parse(e164, None)
+            except phonenumbers.NumberParseException:
+                spellings.add(re.sub(PHONE_SEPARATORS, "", e164))
+                continue
+            nsn = phonenumbers.national_significant_number(number)
+            national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+            spellings |= {f"+{number.country_code}{nsn}", f"00{number.country_code}{nsn}"}
+            if len(national) >= 7:
+                spellings.add(national)
+        if spellings:
+            spelled = [f"{PHONE_SEPARATORS}*".join(re.escape(ch) for ch in sp) for sp in sorted(spellings)]
+            out.append(re.compile(rf"(^|[^0-9])({'|'.join(spelled)})([^0-9]|$)"))
+        return out
+
+    def holds(self, text: str) -> bool:
+        """Whether ``text`` holds one of the emails or phones (names are never searched for in
+        raw rows: namesakes would go too)."""
+        email, phone, _name = self._compiled
+        return bool((email and email.search(text.lower())) or
+                    (phone and phone.search(re.sub(PHONE_SEPARATORS, "", text))))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every email and phone of the person replaced by ``[erased]``."""
+        for pattern in self._redactors:
+            text = pattern.sub(lambda m: f"{m.group(1)}{ERASED}{m.group(3)}", text)
+        return text
+
     def for_scan(self) -> dict[str, list[str]]:
         return {"email": list(self.emails), "phone": sorted({v for p in self.phones for v in phone_variants(p)}),
                 "name": list(self.names)}
@@ -227,15 +298,19 @@ def _attach_shared(con: duckdb.DuckDBPyConnection, path: Path, wait_s: float) ->
             time.sleep(0.5)
 
 
-Removal = Callable[[duckdb.DuckDBPyConnection, str, str], tuple[str, list] | None]
+# removal(con, schema, table) -> None, or (condition, params), or (condition, params, replacements):
+# rows where the condition holds are left out; ``replacements`` maps a column to
+# (SQL expression over ``t``, params) for the rows kept (a shared record scrubbed of the person).
+Removal = Callable[[duckdb.DuckDBPyConnection, str, str], tuple | None]
 
 
 def rewrite_without(path: Path, removal: Removal, *, order: Callable[[str], int] = lambda _t: 0,
                     wait_s: float | None = None) -> int:
     """Replace the DuckDB file ``path`` by a fresh copy without the rows ``removal`` selects.
 
-    ``removal(con, schema, table)`` returns ``(SQL condition over src.<schema>.<table>, params)``
-    or None; it may create temp tables (e.g. the keys it removed, for a child table's condition;
+    ``removal(con, schema, table)`` returns ``(SQL condition over src.<schema>.<table>, params)``,
+    optionally with a third item, ``{column: (SQL expression over t, params)}`` replacing a
+    column's value in the rows kept, or None; it may create temp tables (e.g. the keys it removed, for a child table's condition;
     tables are visited in ``order``). Every table is copied with its constraints, also when
     nothing is removed, so rows deleted earlier (by a sync's reconciliation) leave the file too.
     Returns the number of rows removed."""
@@ -270,8 +345,23 @@ def rewrite_without(path: Path, removal: Removal, *, order: Callable[[str], int]
             for schema, table, _ in sorted(tables, key=lambda t: (order(t[1]), t[0], t[1])):
                 source = f"src.{_quote(schema)}.{_quote(table)}"
                 condition = removal(con, schema, table)
-                where, params = (f"WHERE NOT coalesce(({condition[0]}), false)", condition[1]) if condition else ("", [])
-                con.execute(f"INSERT INTO dst.{_quote(schema)}.{_quote(table)} SELECT * FROM {source} AS t {where}",
+                select, params = "*", []
+                replacements = condition[2] if condition and len(condition) > 2 else {}
+                if replacements:
+                    columns = [r[0] for r in con.execute(
+                        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' AND schema_name = ? "
+                        "AND table_name = ? ORDER BY column_index", [schema, table]).fetchall()]
+                    parts = []
+                    for column in columns:
+                        expr, expr_params = replacements.get(column, (f"t.{_quote(column)}", []))
+                        parts.append(f"{expr} AS {_quote(column)}")
+                        params += expr_params
+                    select = ", ".join(parts)
+                where = ""
+                if condition and condition[0]:
+                    where = f"WHERE NOT coalesce(({condition[0]}), false)"
+                    params += condition[1]
+                con.execute(f"INSERT INTO dst.{_quote(schema)}.{_quote(table)} SELECT {select} FROM {source} AS t {where}",
                             params)
                 removed += (con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
                             - con.execute(f"SELECT count(*) FROM dst.{_quote(schema)}.{_quote(table)}").fetchone()[0])
@@ -293,59 +383,199 @@ def rewrite_without(path: Path, removal: Removal, *, order: Callable[[str], int]
             leftover.unlink(missing_ok=True)
 
 
-def _text_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'src' AND schema_name = ? AND table_name = ? "
-        "AND (data_type LIKE '%VARCHAR%' OR data_type = 'JSON' OR data_type LIKE 'STRUCT%' OR data_type LIKE 'MAP%')",
-        [schema, table]).fetchall()]
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+    """(column, type) of the text-holding columns of a source table."""
+    return [(r[0], r[1]) for r in con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'src' AND schema_name = ? "
+        "AND table_name = ? AND (data_type LIKE '%VARCHAR%' OR data_type = 'JSON' OR data_type LIKE 'STRUCT%' "
+        "OR data_type LIKE 'MAP%') ORDER BY column_index", [schema, table]).fetchall()]
 
 
-def _text_condition(con, schema: str, table: str, needles: Needles) -> tuple[str, list]:
+def _column_match(column: str, needles: Needles) -> tuple[str, list]:
+    """SQL (over ``t``) true when the column's text holds an email or phone of the person."""
     email, phone = needles.email_regex(), needles.phone_regex()
+    text = f"CAST(t.{_quote(column)} AS VARCHAR)"
     parts, params = [], []
-    for column in _text_columns(con, schema, table):
-        text = f"CAST(t.{_quote(column)} AS VARCHAR)"
-        if email:
-            parts.append(f"regexp_matches(lower({text}), ?)")
-            params.append(email)
-        if phone:
-            parts.append(f"regexp_matches(regexp_replace({text}, '{PHONE_SEPARATORS}', '', 'g'), ?)")
-            params.append(phone)
+    if email:
+        parts.append(f"regexp_matches(lower({text}), ?)")
+        params.append(email)
+    if phone:
+        parts.append(f"regexp_matches(regexp_replace({text}, '{PHONE_SEPARATORS}', '', 'g'), ?)")
+        params.append(phone)
     return " OR ".join(parts), params
 
 
+def _text_condition(con, schema: str, table: str, needles: Needles, types: tuple[str, ...] | None = None
+                    ) -> tuple[str, list]:
+    """SQL true when a text column (of one of ``types``, default all) holds an identifier."""
+    parts, params = [], []
+    for column, data_type in _columns(con, schema, table):
+        if types is not None and data_type not in types:
+            continue
+        condition, condition_params = _column_match(column, needles)
+        if condition:
+            parts.append(condition)
+            params += condition_params
+    return " OR ".join(parts), params
+
+
+SCRUBBABLE = ("VARCHAR", "JSON", "VARCHAR[]")
+
+
+def _without_mailboxes(value: str, needles: Needles) -> str:
+    kept = []
+    for name, addr in getaddresses([value]):
+        if not addr or needles.holds(addr):
+            continue
+        if name and any(ch in name for ch in ',;<>"()'):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        kept.append(f"{name} <{addr}>" if name else addr)
+    return ", ".join(kept)
+
+
+def _scrub_json(value, needles: Needles):
+    """A record's JSON without the person: an element of a list (an attendee, a permission, an
+    address) holding their email or phone is left out; a header [name, value] pair keeps the
+    other mailboxes of an address header and goes if it is any other header; other strings
+    have the identifier replaced by ``[erased]``."""
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)
+                    and needles.holds(item[1])):
+                rest = _without_mailboxes(item[1], needles) if item[0].lower() in ADDRESS_LIST_HEADERS else ""
+                if rest:
+                    out.append([item[0], rest])
+            elif isinstance(item, (dict, str)) and needles.holds(json.dumps(item, ensure_ascii=False)):
+                continue
+            else:
+                out.append(_scrub_json(item, needles))
+        return out
+    if isinstance(value, dict):
+        return {k: _scrub_json(v, needles) for k, v in value.items()}
+    if isinstance(value, str) and needles.holds(value):
+        return needles.redact(value)
+    return value
+
+
+def _scrub_text(text: str | None, needles: Needles) -> str | None:
+    if text is None or not needles.holds(text):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return needles.redact(text)
+    if isinstance(value, (dict, list)):
+        return json.dumps(_scrub_json(value, needles), ensure_ascii=False)
+    return needles.redact(text)
+
+
+def _register_scrubbers(con: duckdb.DuckDBPyConnection, needles: Needles) -> None:
+    varchar, varchars = duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR[]")
+    con.create_function("erase_scrub", lambda text: _scrub_text(text, needles), [varchar], varchar)
+    con.create_function("erase_scrub_list", lambda items: [i for i in items if i is None or not needles.holds(i)],
+                        [varchars], varchars)
+
+
+def _scrubbers(con: duckdb.DuckDBPyConnection, schema: str, table: str, needles: Needles) -> dict[str, tuple[str, list]]:
+    """Column replacements that take the person's emails and phones out of a kept row (the
+    scrub functions must have been registered on ``con``)."""
+    out = {}
+    for column, data_type in _columns(con, schema, table):
+        if data_type not in SCRUBBABLE:
+            continue
+        match, params = _column_match(column, needles)
+        if not match:
+            continue
+        col = f"t.{_quote(column)}"
+        scrubbed = {"VARCHAR": f"erase_scrub({col})", "JSON": f"CAST(erase_scrub(CAST({col} AS VARCHAR)) AS JSON)",
+                    "VARCHAR[]": f"erase_scrub_list({col})"}[data_type]
+        out[column] = (f"CASE WHEN {match} THEN {scrubbed} ELSE {col} END", params)
+    return out
+
+
+def _temp_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?",
+                            [name]).fetchone()[0])
+
+
 def _raw_removal(system: str, subject: WritebackSubject, needles: Needles) -> Removal:
+    """Which rows of a raw store go, and how shared rows are scrubbed (see PERSON_ROW_TABLES and
+    SHARED_RECORDS): the subject's own records (by the warehouse's record ids, with their child
+    rows), rows describing the subject (a person-like row holding their email or phone), and
+    records only they are on; any other row holding their email or phone is kept with it taken
+    out (a note about a colleague that quotes the subject's number keeps its other text)."""
     by_table: dict[str, tuple[str, set[str]]] = {}
     for kind, ids in subject.records_of(system).items():
         if kind in RECORD_TABLES.get(system, {}):
             table, key = RECORD_TABLES[system][kind]
             by_table.setdefault(table, (key, set()))[1].update(str(i) for i in ids)
     children = CHILD_TABLES.get(system, {})
+    person_rows = PERSON_ROW_TABLES.get(system, set())
+    shared_records = SHARED_RECORDS.get(system, {})
+    parents = {parent for links in children.values() for _, parent in links}
+
+    def other_address(con) -> tuple[str, list]:
+        """SQL over a child ``c``: an address that is neither the subject's nor our staff's."""
+        sql = ("lower(split_part(c.email, '@', 2)) NOT IN (SELECT lower(split_part(primary_email, '@', 2)) "
+               "FROM src.main.users WHERE primary_email IS NOT NULL)")
+        email = needles.email_regex()
+        return (f"{sql} AND NOT regexp_matches(lower(c.email), ?)", [email]) if email else (sql, [])
+
+    registered: list[duckdb.DuckDBPyConnection] = []
 
     def removal(con, schema, table):
         if schema != "main" or table.startswith("_sync_state"):
             return None
-        parts, params = [], []
+        if not any(c is con for c in registered):  # once per rewrite connection
+            _register_scrubbers(con, needles)
+            registered.append(con)
+        by_id, by_id_params = [], []
         if table in by_table:
             key, ids = by_table[table]
-            parts.append(f"CAST(t.{_quote(key)} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(sorted(ids))
+            by_id.append(f"CAST(t.{_quote(key)} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))")
+            by_id_params.append(sorted(ids))
         for fk, parent in children.get(table, []):
-            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'temp' AND table_name = ?",
-                           [f"gone_{parent}"]).fetchone()[0]:
-                parts.append(f"t.{_quote(fk)} IN (SELECT key FROM temp.{_quote('gone_' + parent)})")
+            if _temp_exists(con, f"gone_{parent}"):
+                by_id.append(f"t.{_quote(fk)} IN (SELECT key FROM temp.{_quote('gone_' + parent)})")
         text, text_params = _text_condition(con, schema, table, needles)
-        if text:
-            parts.append(text)
-            params += text_params
-        if not parts:
+        # Bookkeeping tables (_rejects: records kept verbatim) and person-like rows go whole.
+        whole = table in person_rows or table.startswith("_")
+        replacements: dict[str, tuple[str, list]] = {}
+        if whole:
+            parts, params = by_id + ([text] if text else []), by_id_params + (text_params if text else [])
+        elif table in shared_records:
+            if system == "request_tracker" and not _temp_exists(con, "subject_users"):
+                users_text, users_params = _text_condition(con, "main", "users", needles)
+                key, ids = by_table.get("users", ("id", set()))
+                con.execute("CREATE OR REPLACE TEMP TABLE subject_users AS SELECT t.id AS key FROM src.main.users AS t "
+                            f"WHERE CAST(t.id AS VARCHAR) IN (SELECT unnest(?::VARCHAR[])) "
+                            f"{'OR ' + users_text if users_text else ''}", [sorted(ids), *users_params])
+            other, other_params = other_address(con)
+            shared = shared_records[table].format(other=other)
+            candidates = by_id + ([text] if text else [])
+            if candidates:
+                parts = [f"({' OR '.join(f'({c})' for c in candidates)}) AND NOT {shared}"]
+                params = by_id_params + (text_params if text else []) + other_params
+            else:
+                parts, params = [], []
+            replacements = _scrubbers(con, schema, table, needles)
+        else:
+            # Kept and scrubbed, unless the text sits in a column we cannot rewrite (a STRUCT).
+            rigid, rigid_params = _text_condition(
+                con, schema, table, needles,
+                types=tuple(t for _, t in _columns(con, schema, table) if t not in SCRUBBABLE))
+            parts, params = by_id + ([rigid] if rigid else []), by_id_params + (rigid_params if rigid else [])
+            replacements = _scrubbers(con, schema, table, needles)
+        if not parts and not replacements:
             return None
         condition = " OR ".join(f"({p})" for p in parts)
-        if any(parent == table for links in children.values() for _, parent in links):
+        if table in parents:
             key = by_table.get(table, ("id",))[0]
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote('gone_' + table)} AS "
-                        f"SELECT t.{_quote(key)} AS key FROM src.main.{_quote(table)} AS t WHERE {condition}", params)
-        return condition, params
+                        f"SELECT t.{_quote(key)} AS key FROM src.main.{_quote(table)} AS t "
+                        f"WHERE {condition or 'false'}", params)
+        return condition, params, replacements
 
     return removal
 
