@@ -418,3 +418,49 @@ def test_a_shared_message_keeps_everyone_but_the_subject(home, tmp_path, monkeyp
         con.close()
     assert set(OTHERS) <= kept and ESSI_EMAIL not in kept
     reg.close()
+
+
+def test_a_ticket_with_another_requestor_keeps_them(tmp_path):
+    """Request Tracker: ticket 1 is hers alone and goes with everything in it; ticket 3 also has
+    another requestor: it stays with their people row and their message, and loses her people
+    row and the message she wrote (with its attachment)."""
+    from datetime import datetime, timezone
+
+    import duckdb
+
+    from assets.raw_store import open_raw_store
+    from assets.request_tracker.sync import SPECS
+    from pipelines.erasure import own_stores
+    from pipelines.erasure.own_stores import Needles, _raw_removal, rewrite_without
+
+    now = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    with open_raw_store(tmp_path, "request_tracker") as store:
+        for spec in SPECS.values():
+            store.ensure(spec)
+        store.con.execute("CREATE TABLE ticket_people (ticket_id BIGINT, user_id BIGINT, role VARCHAR, "
+                          "last_updated TIMESTAMPTZ)")
+        store.con.execute(f"INSERT INTO users (id, name, email, privileged) VALUES (10, 'essi', '{ESSI_EMAIL}', false), "
+                          f"(11, 'olli', '{OTHERS[0]}', false), (12, 'tuki', 'tuki@yritys-esimerkki.fi', true)")
+        store.con.execute("INSERT INTO tickets (id, subject) VALUES (1, 'hers'), (3, 'shared')")
+        store.con.execute("INSERT INTO ticket_people VALUES (1, 10, 'Requestor', NULL), (1, 12, 'Owner', NULL), "
+                          "(3, 10, 'Requestor', NULL), (3, 11, 'Requestor', NULL), (3, 12, 'Owner', NULL)")
+        store.con.execute("INSERT INTO transactions (id, ticket_id, creator_id) VALUES "
+                          "(100, 1, 10), (300, 3, 10), (301, 3, 11), (302, 3, 12)")
+        store.con.execute("INSERT INTO attachments (id, transaction_id, creator_id) VALUES "
+                          "(1000, 100, 10), (3000, 300, 10), (3010, 301, 11)")
+    subject = WritebackSubject(case_id="ERA-1", identifiers=validate_identifiers([ESSI_EMAIL]),
+                               records={"request_tracker": {"user": ["10"], "ticket": ["1", "3"]}}, emails=[ESSI_EMAIL])
+    path = tmp_path / "request_tracker.duckdb"
+    rewrite_without(path, _raw_removal("request_tracker", subject, Needles([ESSI_EMAIL], [], [])),
+                    order=own_stores._child_order("request_tracker"))
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        def ids(sql):
+            return con.execute(sql).fetchall()
+        assert ids("SELECT id FROM tickets ORDER BY id") == [(3,)]
+        assert ids("SELECT id FROM users ORDER BY id") == [(11,), (12,)]
+        assert ids("SELECT ticket_id, user_id FROM ticket_people ORDER BY ALL") == [(3, 11), (3, 12)]
+        assert ids("SELECT id FROM transactions ORDER BY id") == [(301,), (302,)]
+        assert ids("SELECT id FROM attachments ORDER BY id") == [(3010,)]
+    finally:
+        con.close()

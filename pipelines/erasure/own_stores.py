@@ -551,8 +551,9 @@ def _raw_removal(system: str, subject: WritebackSubject, needles: Needles) -> Re
                 con.execute("CREATE OR REPLACE TEMP TABLE subject_users AS SELECT t.id AS key FROM src.main.users AS t "
                             f"WHERE CAST(t.id AS VARCHAR) IN (SELECT unnest(?::VARCHAR[])) "
                             f"{'OR ' + users_text if users_text else ''}", [sorted(ids), *users_params])
-            other, other_params = other_address(con)
-            shared = shared_records[table].format(other=other)
+            template = shared_records[table]
+            other, other_params = other_address(con) if "{other}" in template else ("", [])
+            shared = template.format(other=other)
             candidates = by_id + ([text] if text else [])
             if candidates:
                 parts = [f"({' OR '.join(f'({c})' for c in candidates)}) AND NOT {shared}"]
