@@ -3,21 +3,34 @@ Netvisor sandboxes and the real Request Tracker, the nightly sync through Dagste
 with the command line, ``subject_export`` launched through the Dagster API, and the zip checked
 against the world's ground truth: every record of the person in each system, nobody else's
 (a namesake at another company and a shared ``laskutus@`` mailbox are in the way), the live
-parts (Pipedrive change history, Gmail messages and Drive files, Netvisor invoices, RT
-correspondence and attachments as original files), and the report's answer per processor."""
+parts (Pipedrive change history, Gmail messages, Netvisor invoices, RT correspondence and
+attachments as original files), and the report's answer per processor.
+
+Others' data (GDPR 15(4)): the package holds, of other people, only the headers of the messages
+the person sent or received as they saw them (From, To, Cc, Reply-To; a Bcc list only when the
+person wrote it, otherwise at most their own address), the bodies of those messages (their own
+correspondence), the other customers on the person's RT tickets and the guests of the meetings
+they were invited to. A mass mail with a Bcc list, an RT ticket shared with another customer
+(their mail to support, RT's auto-reply to them) and a Drive file someone else owns, whose text
+names a third person, are in the world to show it."""
 
 import base64
 import email
+import csv
+import html
+import io
 import json
 import os
 import re
 import subprocess
 import sys
 import zipfile
+from email.parser import HeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
 import duckdb
+import phonenumbers
 import pytest
 from dagster import DagsterInstance, execute_job, reconstructable
 
@@ -37,6 +50,7 @@ LIVE_ONLY = ("trustmary", "matomo", "docue")  # read live by the export only
 # ids, RT <ticket id>/<attachment id>), never a name or an address.
 SAFE_FILE = re.compile(r"^attachments/(google/(gmail/\d+-[0-9a-f]+\.eml|drive/[0-9a-f]+\.bin)"
                        r"|request_tracker/\d+/\d+\.[a-z0-9]+)$")
+SEEN_HEADERS = ("from", "sender", "reply-to", "to", "cc")  # what every recipient of a message sees
 
 
 def cli(*args, stdin=None):
@@ -139,10 +153,40 @@ def synced(request_tracker, tmp_path_factory):
                         "primary": True, "label": "work"}],
             "phones": [{"value": "+358 9 " + human.phone_e164[-7:][::-1], "primary": True, "label": "work"}]})
         client.close()
+        planted = plant_others(sb, world, human)
         instance = DagsterInstance.ephemeral()
         assert defs.resolve_job_def("nightly_sync").execute_in_process(instance=instance).success
         yield {"world": world, "sandbox": sb, "human": human, "mailbox": mailbox, "colleagues": [colleague],
-               "namesake_id": namesake["id"], "tmp": tmp}
+               "namesake_id": namesake["id"], "tmp": tmp, **planted}
+
+
+def plant_others(sb, world, human):
+    """Others' data beside the person's, in the Google sandbox: a mass mail our staff sent with
+    the person and 40 others on Bcc, and a Drive file a staff member owns, shared with the
+    person and someone else, whose text names a third person. Returns the row ids the export
+    must show (``mass_mail``: ``<user id>:<message id>``, ``shared_file``)."""
+    g = sb.google
+    others = [o for o in world.humans if o.true_person_id != human.true_person_id]
+    staff = g.users[0]
+    bcc = ", ".join([human.email] + [o.email for o in others[:40]])
+    mid = g.add_message(staff["primaryEmail"], [
+        ("From", staff["primaryEmail"]), ("To", staff["primaryEmail"]), ("Bcc", bcc),
+        ("Subject", "Asiakastiedote"), ("Date", "Mon, 02 Nov 2026 09:00:00 +0000"),
+        ("Message-ID", "<tiedote.1@mail.tietotalo.fi>")], labels=("SENT",), body="Hei,\n\nuusi versio on julkaistu.\n")
+    named, grantee = others[41], others[42]
+    owner = g.users[1]
+    file_id = "1" + "f" * 30
+    g.put_file(owner["primaryEmail"], {
+        "id": file_id, "name": "sopimusluonnos.docx", "mimeType": "application/octet-stream",
+        "permissions": [
+            {"id": "p1", "type": "user", "role": "owner", "emailAddress": owner["primaryEmail"]},
+            {"id": "p2", "type": "user", "role": "reader", "emailAddress": human.email,
+             "displayName": f"{human.first_name} {human.last_name}"},
+            {"id": "p3", "type": "user", "role": "writer", "emailAddress": grantee.email,
+             "displayName": f"{grantee.first_name} {grantee.last_name}"}],
+        "content": f"Sopimusluonnos. Yhteyshenkilö {named.first_name} {named.last_name}, {named.email}, "
+                   f"puh. {named.phone_e164}\n"})
+    return {"mass_mail": f"{staff['id']}:{mid}", "shared_file": file_id}
 
 
 def launch(case_id, home):
@@ -211,42 +255,60 @@ def test_person_in_every_system_is_exported_exactly(synced, request_tracker):
     google_kinds = ("gmail_correspondent", "calendar_attendee", "drive_grantee", "contact", "other_contact")
     assert set().union(*(ids(data, "google", k) for k in google_kinds)) == truth_ids(world, "google", hid)
     expected = google_mentions(world, hid)
+    expected["gmail"].add(synced["mass_mail"])
+    expected["drive"].add(synced["shared_file"])
     assert ids(data, "google", "gmail_message") == expected["gmail"]
     assert {f"{r['user_id']}:{r['message_id']}" for r in records(data, "google", "gmail_message_content")} \
         == expected["gmail"]
-    assert ids(data, "google", "drive_file") == expected["drive"] == ids(data, "google", "drive_file_content")
     assert {e["id"] for e in records(data, "google", "calendar_event")} == expected["calendar"]
+    own = {a.lower() for a in addresses}
     for r in records(data, "google", "gmail_message_content"):
         message = email.message_from_bytes(data[r["file"]])
         named = {a.lower() for _, a in getaddresses(message.get_all("From", []) + message.get_all("To", [])
                                                    + message.get_all("Cc", []) + message.get_all("Bcc", []))}
-        assert named & expected["addresses"], "a message that does not name the person"
-    g = sb.google
-    for r in records(data, "google", "drive_file_content"):
-        assert data[r["file"]] == g.files[r["id"]]["content"].encode()
+        assert named & own, "a message that does not name the person"
+    mass = next(r for r in records(data, "google", "gmail_message_content")
+                if f"{r['user_id']}:{r['message_id']}" == synced["mass_mail"])
+    # The mass mail as the person got it: their own address on Bcc, none of the 40 others.
+    assert [a.lower() for _, a in getaddresses(email.message_from_bytes(data[mass["file"]]).get_all("Bcc", []))] \
+        == [h.email.lower()]
+    # Drive: every file shared with them as metadata (name, owner, their own sharing entry); the
+    # contents of none, since the staff member who owns each file is its owner.
+    assert ids(data, "google", "drive_file") == expected["drive"]
+    assert "google/drive_file_content.json" not in data and not [n for n in data if n.endswith(".bin")]
+    shared = next(r for r in records(data, "google", "drive_file") if r["id"] == synced["shared_file"])
+    assert shared["name"] == "sopimusluonnos.docx"
+    assert sorted((p["role"], p["emailAddress"].lower()) for p in shared["permissions"]) == sorted(
+        [("owner", sb.google.users[1]["primaryEmail"]), ("reader", h.email.lower())])
 
     # Netvisor: their contact person and customer records and the invoices naming them.
     assert ids(data, "netvisor", "contact_person") | ids(data, "netvisor", "customer") == truth_ids(world, "netvisor", hid)
     assert ids(data, "netvisor", "invoice") == netvisor_invoices(world, hid)
 
-    # Request Tracker: their users, every ticket they are on with all its transactions, and
-    # every attachment as the original bytes.
+    # Request Tracker: their users, every ticket they are on, and of each ticket the messages
+    # they sent or received (read from RT here: its creator is their user, or its mail headers
+    # name them in To/Cc/Bcc), with every attachment of those as the original bytes. A ticket
+    # with no other customer is theirs whole; in a shared one the rest stays out.
     rt_emails = truth_ids(world, "request_tracker", hid)
     users = records(data, "request_tracker", "user")
     assert users and {u["EmailAddress"].lower() for u in users} <= rt_emails
     with rt_client(request_tracker) as rt:
         user_ids = {str(u["id"]) for e in rt_emails for u in rt.find_users(e)}
         assert {str(u["id"]) for u in users} == user_ids
-        tickets = {str(t["id"]) for u in user_ids for t in rt.tickets_of_user(int(u))}
-        assert ids(data, "request_tracker", "ticket") == tickets
-        assert ids(data, "request_tracker", "transaction") == {
-            str(t["id"]) for tid in tickets for t in rt.ticket_transactions(int(tid))}
-        atts = {str(a["id"]): a for tid in tickets for a in rt.ticket_attachments(int(tid))}
-        assert ids(data, "request_tracker", "attachment") == set(atts)
+        rt_view = rt_messages(rt, user_ids, own | rt_emails)
+        assert ids(data, "request_tracker", "ticket") == set(rt_view["tickets"])
+        assert ids(data, "request_tracker", "transaction") == rt_view["kept"]
+        assert rt_view["left_out_auto_replies"], "the world has no auto-reply to another customer to leave out"
+        assert ids(data, "request_tracker", "attachment") == {a for a, t in rt_view["attachments"].items()
+                                                              if t in rt_view["kept"]}
         files = [r for r in records(data, "request_tracker", "attachment") if "file" in r]
         assert files
         for r in files:
             assert data[r["file"]] == base64.b64decode(rt.attachment(int(r["id"]))["Content"])
+
+    # Everyone else of the world (every address, phone spelling and full name) appears only in
+    # the places listed in the module docstring.
+    assert_others_only_where_seen(data, world, h, own | rt_emails, rt_view)
 
     # The systems read only live (their own tests check what they export): found exactly where
     # the world puts the person.
@@ -311,3 +373,157 @@ def test_person_found_nowhere_gets_a_valid_nothing_held_answer_from_every_system
     report = data["report.html"].decode()
     assert "Emme säilytä sinusta tietoja" in report and "We hold no data about you" in report
     assert_report_names_every_processor(report, manifest)
+
+
+def rt_messages(rt, user_ids, own):
+    """From RT itself: the person's tickets, and which transactions carry a message (one with
+    attachments) they sent (its creator is their user) or received (its mail headers name one of
+    ``own`` in To/Cc/Bcc). ``kept``: those, every other transaction of a ticket whose only
+    customer is the person, and the field changes of shared tickets."""
+    tickets = {str(t["id"]): t for uid in sorted(user_ids) for t in rt.tickets_of_user(int(uid))}
+    out = {"tickets": tickets, "kept": set(), "by_or_to": set(), "attachments": {}, "left_out_auto_replies": []}
+    for tid, ticket in tickets.items():
+        customers = {str(w["id"]) for role in ("Requestor", "Cc") for w in ticket.get(role) or []}
+        named, auto = {}, set()
+        for meta in rt.ticket_attachments(int(tid)):
+            full = rt.attachment(int(meta["id"]))
+            ref = full.get("TransactionId")
+            tr = str(ref["id"] if isinstance(ref, dict) else ref)
+            out["attachments"][str(meta["id"])] = tr
+            head = HeaderParser().parsestr(full.get("Headers") or "")
+            named.setdefault(tr, set()).update(
+                a.lower() for _, a in getaddresses(head.get_all("To", []) + head.get_all("Cc", [])
+                                                   + head.get_all("Bcc", [])))
+            if str(head.get("Auto-Submitted") or "").startswith("auto-replied"):
+                auto.add(tr)
+        for tr in rt.ticket_transactions(int(tid)):
+            trid = str(tr["id"])
+            creator = tr.get("Creator")
+            if trid in named and (str(creator["id"] if isinstance(creator, dict) else creator) in user_ids
+                                  or named[trid] & own):
+                out["by_or_to"].add(trid)
+            if not customers - user_ids or trid not in named or trid in out["by_or_to"]:
+                out["kept"].add(trid)
+            elif trid in auto:
+                out["left_out_auto_replies"].append(trid)
+    return out
+
+
+def others_identifiers(world, human):
+    """Every other human of the world: each address any system has for them, their phone in
+    E.164, international, national and digits-only spellings, and their full name (lower
+    case). Whatever the person shares with them (a namesake's name) is left out."""
+    gw, pw = world.derive("google"), world.derive("pipedrive")
+    out = {}
+    for o in world.humans:
+        found = {o.email, f"{o.first_name} {o.last_name}"}
+        found |= {a for a, t in gw.address_truth.items() if t == o.true_person_id}
+        found |= {e for _, e, t in world.truth("request_tracker") if t == o.true_person_id}
+        found |= {v for p in pw.persons if p.true_person_id == o.true_person_id for v, _, _ in p.emails}
+        number = phonenumbers.parse(o.phone_e164)
+        for fmt in (phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+                    phonenumbers.PhoneNumberFormat.NATIONAL):
+            spelled = phonenumbers.format_number(number, fmt)
+            found |= {spelled, re.sub(r"\D", "", spelled)}
+        out[o.true_person_id] = {f.lower() for f in found if f}
+    mine = out.pop(human.true_person_id)
+    return {pid: found - mine for pid, found in out.items()}
+
+
+def _found(text, others):
+    text = str(text).lower()
+    return {(pid, f) for pid, found in others.items() for f in found if f in text}
+
+
+def _from_is(fields, own):
+    return any(a.lower() in own for n, v in fields if n.lower() == "from" for _, a in getaddresses([str(v)]))
+
+
+def _unseen_fields(fields, own, extra=()):
+    """Header fields a recipient does not see: all but SEEN_HEADERS (and ``extra``); a Bcc
+    only when the person did not write the message."""
+    sent = _from_is(fields, own)
+    return [(n, v) for n, v in fields if n.lower() not in SEEN_HEADERS + tuple(extra)
+            and not (sent and n.lower() == "bcc")]
+
+
+def _record_rest(system, kind, record, own, rt_view):
+    """What of one exported record must not name anyone else: the record without the places
+    where the person saw others."""
+    rest = dict(record)
+    if (system, kind) == ("google", "gmail_message"):
+        headers = rest.pop("headers", None) or []
+        headers = json.loads(headers) if isinstance(headers, str) else headers
+        rest["headers"] = _unseen_fields([tuple(h) for h in headers], own)
+    elif system == "google" and kind in ("calendar_event", "calendar_attendance"):
+        rest.pop("attendees", None)  # the guest list of an invitation they received
+    elif (system, kind) == ("request_tracker", "ticket"):
+        rest.pop("Requestor", None), rest.pop("Cc", None)  # RT mails its customers to each other
+    elif (system, kind) == ("request_tracker", "attachment") and str(record["transaction_id"]) in rt_view["by_or_to"]:
+        head = HeaderParser().parsestr(rest.pop("headers", None) or "")
+        rest["headers"] = _unseen_fields(head.items(), own, extra=("x-rt-originator",))
+    elif (system, kind) == ("pipedrive", "mail_message"):
+        parties = {k: rest.pop(k, None) for k in ("from", "to", "cc", "bcc")}
+        sent = any(str(p.get("email_address")).lower() in own for p in parties["from"] or [])
+        rest["bcc"] = [] if sent else parties["bcc"]
+    return rest
+
+
+def _json_or_text(cell):
+    """A CSV cell: nested values are JSON there, text stays text ("[rt.sandbox #6] ...")."""
+    try:
+        return json.loads(cell) if cell[:1] in "[{" else cell
+    except ValueError:
+        return cell
+
+
+def _report_records(report):
+    """(system, kind, record) of every record table of report.html, and the page without them."""
+    found, rest = [], report
+    for m in re.finditer(r"<h3>([^<·]*) · ([^<]*) \(\d+\)</h3>(.*?)(?=<h3>|</section>)", report, re.S):
+        head, body = m.group(1, 2), m.group(3)
+        for table in re.findall(r'<table class="record">(.*?)</table>', body, re.S):
+            record = {}
+            for key, value in re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table, re.S):
+                value = html.unescape(value)
+                record[html.unescape(key)] = json.loads(value[5:-6]) if value.startswith("<pre>") else value
+            found.append((html.unescape(head[0]), html.unescape(head[1]), record))
+            rest = rest.replace(table, "")
+    return found, rest
+
+
+def assert_others_only_where_seen(data, world, human, own, rt_view):
+    others = others_identifiers(world, human)
+    leaks = {}
+
+    def check(where, value):
+        text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
+        hit = sorted(_found(text, others))
+        if hit:
+            at = text.lower().index(hit[0][1])
+            leaks[where] = (hit[:3], text[max(0, at - 80):at + 80])  # the synthetic world's names only
+
+    for name, raw in sorted(data.items()):
+        parts = name.split("/")
+        if name.endswith(".json") and len(parts) == 2 and parts[0] not in ("warehouse",):
+            for i, r in enumerate(json.loads(raw)):
+                check(f"{name}[{i}]", _record_rest(parts[0], parts[1][:-5], r, own, rt_view))
+        elif name.endswith(".csv") and len(parts) == 2 and parts[0] != "warehouse":
+            for i, row in enumerate(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))):
+                row = {k: _json_or_text(v) for k, v in row.items()}
+                check(f"{name}[{i}]", _record_rest(parts[0], parts[1][:-4], row, own, rt_view))
+        elif name.endswith(".eml"):
+            message = email.message_from_bytes(raw, policy=email.policy.default)
+            # The body is the person's own correspondence (the message names them: checked above).
+            check(name, _unseen_fields([(n, str(v)) for n, v in message.items()], own))
+        elif name.startswith("attachments/request_tracker/"):
+            if rt_view["attachments"][parts[-1].split(".")[0]] not in rt_view["by_or_to"]:
+                check(name, raw.decode("utf-8", "replace"))
+        elif name == "report.html":
+            found, rest = _report_records(raw.decode())
+            for i, (system, kind, r) in enumerate(found):
+                check(f"{name}:{system}/{kind}[{i}]", _record_rest(system, kind, r, own, rt_view))
+            check(name, html.unescape(rest))
+        else:
+            check(name, raw.decode("utf-8", "replace"))
+    assert not leaks, "\n".join(f"{k}: {v}" for k, v in leaks.items())

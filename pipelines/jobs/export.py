@@ -195,9 +195,10 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[d
             out[system] = res
             continue
         res.state = "found" if res.count() else "not_found"
+        person = PersonRef(ids, subject.emails, subject.phones)
         if live is not None and live.has(system):
             try:
-                exporter.live(live, PersonRef(ids, subject.emails, subject.phones), res)
+                exporter.live(live, person, res)
                 res.state = "found" if res.count() else "not_found"
             except Exception as exc:  # noqa: BLE001
                 # What the warehouse holds is still exported; the answer is incomplete, so the
@@ -205,6 +206,13 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[d
                 res.state, res.error = "failed", "live read failed: " + describe(exc, 500)
         elif ids:
             res.notes.append("live API reads were not requested or not configured for this export")
+        try:
+            # Others' data is cut last, over everything read (exporters.py, "Others' data").
+            exporter.scope(person, res)
+        except Exception as exc:  # noqa: BLE001 - fail closed: nothing uncut goes into the package
+            res.state, res.error = "failed", "cutting others' data failed: " + describe(exc, 500)
+            res.records.clear()
+            res.attachments.clear()
         out[system] = res
     return out
 

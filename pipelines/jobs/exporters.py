@@ -18,14 +18,15 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
-import tempfile
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from email.utils import getaddresses
 from typing import Any, Callable
 
 import duckdb
 
 from connectors import google_workspace_ops
+from connectors.google_workspace import DRIVE_FILE_FIELDS
 from connectors.errors import NotFoundError
 
 
@@ -78,6 +79,85 @@ class PersonRef:
     records: dict[str, list[str]] = field(default_factory=dict)
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+
+
+# -- Others' data -------------------------------------------------------------------------
+# The package holds the subject's own data and, of other people, only what makes it
+# intelligible (GDPR art. 15(4): the copy must not adversely affect the rights of others):
+# - a message the subject sent or received, whole (body and attachments: their own
+#   correspondence), with its headers as the subject saw them: From, To, Cc, Reply-To, Date,
+#   Subject are what every recipient sees; a Bcc list is shown only to its author, so Bcc (and
+#   the delivery traces Delivered-To/X-Original-To/Envelope-To/X-Forwarded-To, which name the
+#   mailbox a copy went to) keep only the subject's own addresses, unless the subject sent the
+#   message: then its Bcc list is theirs;
+# - never a message that was neither sent by nor to the subject (in a ticket shared with other
+#   customers: their messages to support, RT's auto-replies and notifications to them), and
+#   never the contents of a file someone else owns: of a Drive file shared with the subject only
+#   its metadata (name, owner, the subject's own sharing entry);
+# - meeting invitations as the subject received them (the guest list, unless the organiser hid it).
+HIDDEN_RECIPIENT_HEADERS = frozenset({"bcc", "resent-bcc", "delivered-to", "x-original-to", "envelope-to",
+                                      "x-forwarded-to"})
+_SENDER_HEADERS = frozenset({"from", "sender"})
+_HEADER_FIELD = re.compile(r"\r?\n(?![ \t])")
+
+
+def _addresses(value: str) -> list[str]:
+    return [a.strip().lower() for _, a in getaddresses([value]) if "@" in a]
+
+
+def _sent_by(fields: list[tuple[str, str]], own: set[str]) -> bool:
+    return any(set(_addresses(v)) & own for n, v in fields if n.strip().lower() in _SENDER_HEADERS)
+
+
+def visible_headers(fields: list[tuple[str, str]], own: set[str]) -> list[tuple[str, str]]:
+    """The (name, value) header fields of one message as the subject (addresses ``own``, lower
+    case) saw it: hidden-recipient fields keep only the subject's addresses and disappear when
+    none is left; the Bcc of a message the subject sent is kept whole."""
+    sent = _sent_by(fields, own)
+    out = []
+    for name, value in fields:
+        key = name.strip().lower()
+        if key not in HIDDEN_RECIPIENT_HEADERS or (sent and key in ("bcc", "resent-bcc")):
+            out.append((name, value))
+            continue
+        mine = [a for a in _addresses(value) if a in own]
+        if mine:
+            out.append((name, ", ".join(mine)))
+    return out
+
+
+def visible_header_text(text: str, own: set[str]) -> str:
+    """``visible_headers`` over a header block as text ("Name: value" lines, folded lines
+    starting with white space), the way RT stores an attachment's headers and a message
+    starts. Fields left as they were keep their exact text (folding included)."""
+    raws = [r for r in _HEADER_FIELD.split(text) if r]
+    fields = []
+    for raw in raws:
+        name, sep, value = raw.partition(":")
+        fields.append((name, re.sub(r"\r?\n[ \t]+", " ", value).strip()) if sep else (raw, ""))
+    kept = visible_headers(fields, own)
+    if kept == fields:
+        return text
+    newline = "\r\n" if "\r\n" in text else "\n"
+    out, i = [], 0
+    for raw, field_ in zip(raws, fields):
+        if i < len(kept) and kept[i] == field_:
+            out.append(raw)
+            i += 1
+        elif i < len(kept) and kept[i][0] == field_[0]:
+            out.append(f"{kept[i][0]}: {kept[i][1]}")  # a hidden-recipient field cut to the subject's own
+            i += 1
+    return newline.join(out)
+
+
+def visible_message(raw: bytes, own: set[str]) -> bytes:
+    """An RFC 822 message with its header block cut by ``visible_headers``; the body (text and
+    attachments) stays byte for byte. Header bytes that are not UTF-8 survive unchanged."""
+    split = re.search(rb"\r?\n\r?\n", raw)
+    head, body = (raw[:split.start()], raw[split.start():]) if split else (raw, b"")
+    text = head.decode("utf-8", errors="surrogateescape")
+    cut = visible_header_text(text, own)
+    return raw if cut == text else cut.encode("utf-8", errors="surrogateescape") + body
 
 
 class LiveContext:
@@ -184,6 +264,10 @@ class Exporter:
     def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
         """Nothing to read live by default."""
 
+    def scope(self, person: PersonRef, out: SystemExport) -> None:
+        """Cut what was read down to what the package may hold (see "Others' data" above):
+        called after ``warehouse()`` and ``live()``; nothing to cut by default."""
+
 
 class PipedriveExporter(Exporter):
     """Pipedrive: persons, deals, activities and notes from the warehouse; live from the API
@@ -233,13 +317,37 @@ class PipedriveExporter(Exporter):
             out.records["change"] = [{"id": f"{c['person_id']}:{c.get('object')}:{(c.get('data') or {}).get('id')}",
                                       **c} for c in flow]
 
+    def scope(self, person: PersonRef, out: SystemExport) -> None:
+        # A note or activity of the person may hang on someone else's deal or name another
+        # person as its main contact: of such a record only its id stays, not its title or name.
+        deals = {str(d.get("id")) for d in out.records.get("deal", [])}
+        persons = {str(p) for p in person.records.get("person", [])}
+        for r in [*out.records.get("note", []), *out.records.get("activity", []),
+                  *(c.get("data") for c in out.records.get("change", []))]:
+            if not isinstance(r, dict):
+                continue
+            if r.get("deal_id") is not None and str(r["deal_id"]) not in deals:
+                r.pop("deal", None), r.pop("deal_title", None)
+            if r.get("person_id") is not None and str(r["person_id"]) not in persons:
+                r.pop("person", None), r.pop("person_name", None)
+        # A mail's Bcc parties are shown to its sender only (see "Others' data").
+        own = {e.strip().lower() for e in person.emails}
+        for m in out.records.get("mail_message", []):
+            parties = [p for p in m.get("from") or [] if isinstance(p, dict)]
+            sent = any(str(p.get("email_address") or "").strip().lower() in own for p in parties)
+            if isinstance(m.get("bcc"), list) and not sent:
+                m["bcc"] = [p for p in m["bcc"] if isinstance(p, dict)
+                            and str(p.get("email_address") or "").strip().lower() in own]
+
 
 class GoogleExporter(Exporter):
     """Google Workspace: contacts, calendar events, Drive file metadata and Gmail headers from
     the warehouse, and the address-like records (who wrote, met, shared) it derived; live, for
-    each of the person's own addresses, ``google_workspace_ops.export``: every mailbox's full
-    messages (RFC 822 with attachments), the contents of files shared with them, events and
-    contacts. Files are named ``gmail/<user id>-<message id>.eml`` and ``drive/<file id>.bin``."""
+    each of the person's own addresses (``google_workspace_ops.find`` over every mailbox): every
+    message they sent or received as the original (RFC 822 with attachments), Drive files
+    shared with them as metadata as Drive has it now, the contents only of files they own,
+    events and contacts. Files are named ``gmail/<user id>-<message id>.eml`` and
+    ``drive/<file id>.bin``. ``scope()`` cuts the headers and Drive sharing lists."""
 
     def __init__(self) -> None:
         super().__init__("google", {"contact": "contacts", "other_contact": "contacts",
@@ -251,45 +359,81 @@ class GoogleExporter(Exporter):
         if not person.emails:
             return
         client = ctx.client("google")
+        drive = client.service("drive").files()
         messages: dict[str, dict] = {}
-        files: dict[str, dict] = {}
+        metadata: dict[str, dict] = {}
+        contents: dict[str, dict] = {}
         events: dict[str, dict] = {}
         lists: set[str] = set()
-        with tempfile.TemporaryDirectory(prefix="subject-export-google-") as tmp:
-            for n, email in enumerate(person.emails):
-                folder = Path(tmp) / str(n)  # per address: an index, never the address itself
-                done = google_workspace_ops.export(client, email, folder)
-                for note in done.get("notes") or []:
-                    if note not in out.notes:
-                        out.notes.append(note)
-                for path in sorted((folder / "gmail").glob("*.eml")):
-                    data = path.read_bytes()
-                    user_id, _, message_id = path.stem.partition("-")
-                    if path.stem not in messages:
-                        messages[path.stem] = {"id": path.stem, "user_id": user_id, "message_id": message_id,
-                                               "file": f"attachments/google/gmail/{path.name}", "bytes": len(data)}
-                        out.attachments.append(Attachment("gmail_message_content", path.stem, f"gmail/{path.name}",
-                                                          data, "message/rfc822"))
-                for path in sorted((folder / "drive").glob("*.bin")):
-                    data = path.read_bytes()
-                    if path.stem not in files:
-                        files[path.stem] = {"id": path.stem, "file": f"attachments/google/drive/{path.name}",
-                                            "bytes": len(data)}
-                        out.attachments.append(Attachment("drive_file_content", path.stem, f"drive/{path.name}", data))
-                for path in sorted((folder / "calendar").glob("*.json")):
-                    user_id, _, event_id = path.stem.partition("-")
-                    events[path.stem] = {"id": path.stem, "user_id": user_id, "event_id": event_id,
-                                         "attendees": json.loads(path.read_text())}
-                found = json.loads((folder / "contacts" / "contacts.json").read_text())
-                lists.update(found.get("mailing_lists") or [])
+        for email in person.emails:
+            found = google_workspace_ops.find(client, email)
+            by_user: dict[str, list[dict]] = {}
+            for m in found.gmail:
+                by_user.setdefault(m["user"], []).append(m)
+            for user, hits in by_user.items():
+                got, _gone = client.gmail_get_many(user, [m["message_id"] for m in hits], fmt="raw")
+                for m in hits:
+                    key = f"{m['user_id']}-{m['message_id']}"
+                    msg = got.get(m["message_id"])
+                    if msg is None or key in messages:
+                        continue
+                    raw = base64.urlsafe_b64decode(msg["raw"] + "=" * (-len(msg["raw"]) % 4))
+                    messages[key] = {"id": key, "user_id": m["user_id"], "message_id": m["message_id"],
+                                     "file": f"attachments/google/gmail/{key}.eml", "bytes": len(raw)}
+                    out.attachments.append(Attachment("gmail_message_content", key, f"gmail/{key}.eml",
+                                                      raw, "message/rfc822"))
+            for f in found.drive:
+                fid = f["file_id"]
+                metadata[fid] = client.execute(drive.get(fileId=fid, fields=DRIVE_FILE_FIELDS),
+                                               f["user"])
+                # The bytes of a file are its owner's: only a file the subject owns goes in whole.
+                if f["owner"] and fid not in contents:
+                    data = client.execute(drive.get_media(fileId=fid), f["user"])
+                    data = data if isinstance(data, bytes) else bytes(data)
+                    contents[fid] = {"id": fid, "file": f"attachments/google/drive/{fid}.bin", "bytes": len(data)}
+                    out.attachments.append(Attachment("drive_file_content", fid, f"drive/{fid}.bin", data))
+            for ev in found.calendar:
+                key = f"{ev['user_id']}-{ev['event_id']}"
+                events[key] = {"id": key, "user_id": ev["user_id"], "event_id": ev["event_id"],
+                               "attendees": ev["attendees"]}
+            lists.update(found.groups)
+        for note in google_workspace_ops.ALWAYS_NOTES:
+            if note not in out.notes:
+                out.notes.append(note)
         if messages:
             out.records["gmail_message_content"] = list(messages.values())
-        if files:
-            out.records["drive_file_content"] = list(files.values())
+        out.merge("drive_file", list(metadata.values()))  # Drive's current metadata wins over the synced
+        if contents:
+            out.records["drive_file_content"] = list(contents.values())
+        not_owned = len(set(metadata) - set(contents))
+        if not_owned:
+            out.notes.append(f"{not_owned} Drive files shared with the person belong to others: their metadata "
+                             "and the person's own sharing are included, not the files' contents")
         if events:
             out.records["calendar_attendance"] = list(events.values())
         if lists:
             out.records["mailing_list"] = [{"id": g} for g in sorted(lists)]
+
+    def scope(self, person: PersonRef, out: SystemExport) -> None:
+        own = {e.strip().lower() for e in person.emails}
+        for r in out.records.get("gmail_message", []):
+            headers = json.loads(r["headers"]) if isinstance(r.get("headers"), str) else r.get("headers")
+            if isinstance(headers, list):
+                r["headers"] = [list(h) for h in visible_headers([(str(n), str(v)) for n, v in headers], own)]
+        for a in out.attachments:
+            if a.record_kind == "gmail_message_content":
+                a.data = visible_message(a.data, own)
+        for r in out.records.get("drive_file", []):
+            # Anyone-with-link and domain entries name nobody; a person's entry is theirs only.
+            if isinstance(r.get("permissions"), list):
+                r["permissions"] = [p for p in r["permissions"] if not isinstance(p, dict)
+                                    or p.get("type") not in ("user", "group") or p.get("role") == "owner"
+                                    or str(p.get("emailAddress") or "").strip().lower() in own]
+        for kind in ("calendar_event", "calendar_attendance"):
+            for r in out.records.get(kind, []):
+                if r.get("guestsCanSeeOtherGuests") is False and isinstance(r.get("attendees"), list):
+                    r["attendees"] = [a for a in r["attendees"] if not isinstance(a, dict) or a.get("organizer")
+                                      or str(a.get("email") or "").strip().lower() in own]
 
 
 class NetvisorExporter(Exporter):
@@ -319,12 +463,38 @@ class NetvisorExporter(Exporter):
         out.merge("invoice", invoices)
 
 
+# RT transactions that carry a message (their attachments are its headers, body and files).
+RT_MESSAGE_TRANSACTIONS = frozenset({"Create", "Correspond", "Comment", "EmailRecord", "CommentEmailRecord",
+                                     "Forward Transaction", "Forward Ticket"})
+_RT_RECIPIENT_HEADERS = frozenset({"to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"})
+
+
+def _ref(value: Any) -> str:
+    return str(value.get("id") if isinstance(value, dict) else value)
+
+
+def _without_links(value: Any) -> Any:
+    """``value`` without REST2's ``_url`` links, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without_links(v) for k, v in value.items() if k != "_url"}
+    if isinstance(value, list):
+        return [_without_links(v) for v in value]
+    return value
+
+
 class RequestTrackerExporter(Exporter):
     """Request Tracker: the person's user records and tickets from the warehouse; live,
     ``RequestTrackerClient.export_subject`` for each of their addresses: the user as RT has it
-    now, every ticket they are a requestor, Cc or AdminCc of with all its transactions, and
-    every attachment (message bodies and files) as the original bytes, named
-    ``<ticket id>/<attachment id><extension of its content type>``."""
+    now, every ticket they are a requestor, Cc or AdminCc of with its transactions, and the
+    attachments (message bodies and files) of the messages they sent or received as the
+    original bytes, named ``<ticket id>/<attachment id><extension of its content type>``.
+
+    A ticket whose customers (requestors and Ccs) are only the person is theirs whole. In a
+    ticket shared with other customers a message goes in only when the person wrote it (its
+    creator is their user) or its own To/Cc/Bcc headers name them: the mails others sent to
+    support alone, RT's auto-replies and notifications to the others and internal comments are
+    left out. What RT mailed to the person is there as RT's record of that mail (EmailRecord),
+    which holds the message as they received it. Field changes (status, owner ...) stay."""
 
     def __init__(self) -> None:
         super().__init__("request_tracker", {"user": "users", "ticket": "tickets"})
@@ -337,25 +507,43 @@ class RequestTrackerExporter(Exporter):
             return
         client = ctx.client("request_tracker")
         users, tickets, transactions, attachments = [], {}, {}, {}
+        left_out = 0
+        packages = []
         for email in sorted(emails):
             package = client.export_subject(email)
             mine = [u for u in package["users"] if str(u.get("id")) in linked
                     or str(u.get("EmailAddress") or "").strip().casefold() in emails]
-            if not mine:
-                continue
-            users += mine
+            if mine:
+                users += mine
+                packages.append(package)
+        user_ids = {str(u.get("id")) for u in users}
+        for package in packages:
             for t in package["tickets"]:
                 ticket = t["ticket"]
                 tid = str(ticket.get("id"))
+                if tid in tickets:
+                    continue
                 tickets[tid] = ticket
+                customers = {_ref(w) for role in ("Requestor", "Cc") for w in t["ticket"].get(role) or []}
+                kept = self._kept_transactions(t, user_ids, emails, shared=bool(customers - user_ids))
+                left_out += sum(1 for tr in t["transactions"] if str(tr.get("id")) not in kept)
                 for tr in t["transactions"]:
-                    transactions[str(tr.get("id"))] = {"ticket_id": tid, **tr}
+                    if str(tr.get("id")) in kept:
+                        transactions[str(tr.get("id"))] = {"ticket_id": tid, **tr}
                 for a in t["attachments"]:
-                    attachments[str(a["id"])] = (tid, a)
+                    if str(a.get("transaction_id")) in kept:
+                        headers = a.get("headers")
+                        a = {**a, "headers": visible_header_text(headers, emails) if isinstance(headers, str)
+                             else headers}
+                        attachments[str(a["id"])] = (tid, a)
         out.merge("user", users)
         out.merge("ticket", list(tickets.values()))
         if transactions:
             out.records["transaction"] = sorted(transactions.values(), key=lambda r: _id_order(r.get("id")))
+        if left_out:
+            out.notes.append(f"{left_out} messages in tickets shared with other customers were neither sent by nor "
+                             "to the person (others' mail to support, auto-replies and notices to them, internal "
+                             "comments): left out")
         metas = []
         for aid, (tid, a) in sorted(attachments.items(), key=lambda kv: _id_order(kv[0])):
             meta = {k: v for k, v in a.items() if k != "content_base64"}
@@ -376,6 +564,37 @@ class RequestTrackerExporter(Exporter):
             out.records["attachment"] = metas
         if not users and person.records.get("user"):
             out.notes.append("the person's Request Tracker users no longer exist (removed since the last sync)")
+
+    def scope(self, person: PersonRef, out: SystemExport) -> None:
+        # AdminCcs are staff copied in silence (RT mails them as Bcc): only the person's own entry.
+        mine = {str(u.get("id")) for u in out.records.get("user", [])}
+        for ticket in out.records.get("ticket", []):
+            if isinstance(ticket.get("AdminCc"), list):
+                ticket["AdminCc"] = [w for w in ticket["AdminCc"] if _ref(w) in mine]
+        # REST2 links name a user by their user name, often an address: a reference keeps its id.
+        for kind in ("ticket", "transaction", "attachment"):
+            if kind in out.records:
+                out.records[kind] = [_without_links(r) for r in out.records[kind]]
+
+    @staticmethod
+    def _kept_transactions(t: dict, user_ids: set[str], emails: set[str], shared: bool) -> set[str]:
+        """Ids of the ticket's transactions that go in: see the class docstring."""
+        recipients: dict[str, set[str]] = {}  # transaction id -> addresses its message headers name
+        for a in t["attachments"]:
+            headers = a.get("headers")
+            if not isinstance(headers, str):
+                continue
+            for line in _HEADER_FIELD.split(headers):
+                name, sep, value = line.partition(":")
+                if sep and name.strip().lower() in _RT_RECIPIENT_HEADERS:
+                    recipients.setdefault(str(a.get("transaction_id")), set()).update(_addresses(value))
+        kept = set()
+        for tr in t["transactions"]:
+            tid = str(tr.get("id"))
+            if (not shared or tr.get("Type") not in RT_MESSAGE_TRANSACTIONS or _ref(tr.get("Creator")) in user_ids
+                    or recipients.get(tid, set()) & emails):
+                kept.add(tid)
+        return kept
 
 
 EXPORTERS: dict[str, Exporter] = {}
