@@ -401,3 +401,31 @@ def test_the_validator_rejects_what_google_would_not_send():
     tracked = rec.receive("calendar.events.list", "http://x/?fields=", {"kind": "calendar#events", "etag": '"1"'})
     tracked.get("colour")
     assert rec.bad_reads == {"calendar.events.list: reads Events.colour"}
+
+
+def test_the_imitation_grants_no_scope_google_would_refuse():
+    """For every method the connector calls, a token whose only scope is one the discovery
+    document does not list for that method is refused by the imitation (403), as by Google."""
+    from sandbox.google import _scope_allows
+
+    docs = load_documents()
+    methods = method_index(docs)
+    every_scope = {sc for doc in docs.values() for sc in (doc.get("auth") or {}).get("oauth2", {}).get("scopes", {})}
+    called = ("directory.users.list", "directory.groups.list", "directory.members.list", "directory.members.delete",
+              "gmail.users.getProfile", "gmail.users.messages.list", "gmail.users.messages.get",
+              "gmail.users.messages.trash", "gmail.users.messages.batchDelete", "gmail.users.history.list",
+              "calendar.events.list", "calendar.events.patch", "drive.files.list", "drive.files.get",
+              "drive.permissions.delete", "drive.changes.getStartPageToken", "drive.changes.list",
+              "people.people.connections.list", "people.people.deleteContact", "people.otherContacts.list",
+              "people.contactGroups.list", "people.contactGroups.create", "people.contactGroups.get",
+              "people.contactGroups.members.modify")
+    too_easy = []
+    for method_id in called:
+        doc, method = methods[method_id]
+        path = "/" + doc["servicePath"] + re.sub(r"\{\+?[^}]+\}", "x", method.get("flatPath") or method["path"])
+        allowed = set(method.get("scopes") or [])
+        assert allowed, method_id
+        for scope in sorted(every_scope - allowed):
+            if _scope_allows(frozenset({scope}), method["httpMethod"], path):
+                too_easy.append(f"{method_id} accepts {scope}")
+    assert too_easy == [], too_easy
