@@ -405,6 +405,33 @@ def test_v1_notes_offset_paging(api, pd):
     assert api.get("/api/v1/notes", params={"limit": 501}).status_code == 400
 
 
+def test_v1_notes_by_update_time_page_in_order_and_offsets_shift_on_change(api, pd):
+    """The walk the sync makes (sort by update_time then id, from a time): the records are those
+    changed at or after the time, in (update_time, id) order; and offset paging stays as
+    fragile as Pipedrive's: a note changed mid-walk moves to the end and shifts the offsets."""
+    notes = [pd.get("notes", nid) for nid in pd.live_ids("notes")]
+    expected = sorted((n["update_time"], n["id"]) for n in notes)
+    stamp = expected[len(expected) // 3][0]
+    wanted = [nid for t, nid in expected if t >= stamp]
+    params = {"limit": 40, "sort": "update_time ASC, id ASC", "updated_since": stamp.replace(" ", "T") + "Z"}
+    got, start = [], 0
+    while True:
+        body = api.get("/api/v1/notes", params=dict(params, start=start)).json()
+        got += [n["id"] for n in body["data"]]
+        pagination = body["additional_data"]["pagination"]
+        if not pagination["more_items_in_collection"]:
+            break
+        start = pagination["next_start"]
+    assert got == wanted
+
+    first = api.get("/api/v1/notes", params=dict(params, start=0)).json()["data"]
+    pd.advance(60)  # the change gets a later update_time than every note
+    assert api.put(f"/api/v1/notes/{first[0]['id']}", json={"content": "muutettu"}).status_code == 200
+    second = api.get("/api/v1/notes", params=dict(params, start=40)).json()["data"]
+    assert second[0]["id"] == wanted[41], "offsets shift by one after a read note moved to the end"
+    assert wanted[40] not in {n["id"] for n in first + second}
+
+
 def test_v1_note_writes(api, pd):
     r = api.post("/api/v1/notes", json={"content": "<p>Hei</p>", "person_id": 4})
     assert r.status_code in (200, 201) and r.json()["success"] is True
