@@ -38,7 +38,7 @@ def main() -> None:
             wall_s=time.perf_counter() - started,
             requests=result.requests,
             retries=result.retries,
-            entities={e: {"rows": r.rows, "received": r.received, "pages": r.pages, "mode": r.mode}
+            entities={e: {"rows": r.rows, "received": r.received, "deleted": r.deleted, "pages": r.pages, "mode": r.mode}
                       for e, r in result.entities.items()},
         )
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
