@@ -6,6 +6,7 @@ to ``data/sandbox.env`` (shell-sourceable) so a second terminal can use them too
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 STATE_FILE = Path("data/sandbox/endpoints.json")
 ENV_FILE = Path("data/sandbox.env")
+RT_CACHE = Path("data/rt-cache")
 UI_HOST, UI_PORT = "127.0.0.1", 3000
 
 
@@ -54,6 +56,20 @@ def sandbox_env() -> dict[str, str]:
     return env
 
 
+def start_request_tracker():
+    """A throw-away RT 5 holding the world the running sandbox serves (the seed and sizes in
+    its state file), so `python -m sandbox truth` describes the demo's RT too. The database is
+    seeded by RT's own code and cached under data/ (``seeded_database``): later demos start at once."""
+    from sandbox.request_tracker import RequestTracker, seeded_database
+    from sandbox.world import World
+
+    state = json.loads(STATE_FILE.read_text(encoding="utf-8"))
+    world = World.generate(seed=state["seed"], **state["sizes"])
+    rw = world.derive("request_tracker")
+    database, _ = seeded_database(world, users=len(rw.users), tickets=len(rw.tickets), cache_dir=RT_CACHE)
+    return RequestTracker.start(database=database)
+
+
 def _stop_on_sigterm(_signum, _frame) -> None:
     # A demo started from a script or a service manager is stopped with SIGTERM, not Ctrl-C:
     # take the same way out, so that RT, the sandbox and the UI are stopped too.
@@ -69,12 +85,8 @@ def main() -> int:
     try:
         env = dict(os.environ, **sandbox_env())
         # Request Tracker is not imitated: a real, throw-away RT 5 (installed by `make rt`).
-        from sandbox.request_tracker import RequestTracker, seed
-        from sandbox.world import World
-
-        print("Starting Request Tracker 5 and seeding it (about 30 s)...", flush=True)
-        rt = RequestTracker.start()
-        seed(rt, World.generate(seed=7, persons=150, organizations=30))
+        print("Starting Request Tracker 5 and loading the sandbox's world into it...", flush=True)
+        rt = start_request_tracker()
         env.update(rt.env())
         # The suppression list's key, generated into data/ for the demo (production sets
         # SUPPRESSION_KEY), and the sandbox's newsletter list for the Google marketing ban.

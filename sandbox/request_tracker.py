@@ -7,6 +7,10 @@ an unprivileged user, waits until REST2 answers and seeds it from the synthetic 
     python -m sandbox.request_tracker install          # apt-get, a fast no-op when installed
     python -m sandbox.request_tracker serve [--users N --tickets N]   # start + seed, print env, wait
     python -m sandbox.request_tracker env              # the env of an RT started by `serve`
+    python -m sandbox.request_tracker stop             # stop it
+
+``serve``, ``env`` and ``stop`` take ``--state-file`` (default ``data/sandbox/request-tracker.json``,
+like ``python -m sandbox``): two RTs served with different state files never mix up.
 
 From Python (pytest fixtures, the demo, the bench)::
 
@@ -53,7 +57,7 @@ SHREDDER = "/usr/sbin/rt-shredder-5"
 MUNGE = "/usr/sbin/rt-munge-attachments-5"
 RUN_AS = "nobody"  # rt-server refuses nothing as root, but a web server must not run as root
 ROOT_PASSWORD = "password"  # RT's default for root on a fresh database
-STATE_FILE = Path(tempfile.gettempdir()) / "contact-register-rt.json"
+DEFAULT_STATE = "data/sandbox/request-tracker.json"
 
 SITE_CONFIG = """\
 Set($rtname, 'rt.sandbox');
@@ -622,6 +626,29 @@ def _mime(author, ccs, subject: str, ticket_id: int | str | None, text: str, m, 
 # -- command line -----------------------------------------------------------------------------
 
 
+def _read_state(state_file: Path) -> dict | None:
+    """The state a running `serve` wrote, or None (with the reason on stderr)."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        print(f"no RT started by `serve`: no state file at {state_file}", file=sys.stderr)
+        return None
+    except ValueError:
+        print(f"RT state file {state_file} is not valid JSON", file=sys.stderr)
+        return None
+    pid = state.get("pid") if isinstance(state, dict) else None
+    try:
+        if not isinstance(pid, int):
+            raise ProcessLookupError
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        print(f"the RT of {state_file} is not running (process {pid} is gone)", file=sys.stderr)
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return state
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.request_tracker", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -631,35 +658,38 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--persons", type=int, default=300)
     serve.add_argument("--users", type=int, default=None)
     serve.add_argument("--tickets", type=int, default=None)
-    sub.add_parser("env", help="print the env of the RT started by `serve`")
-    sub.add_parser("stop", help="stop the RT started by `serve`")
+    env = sub.add_parser("env", help="print the env of the RT started by `serve`")
+    stop = sub.add_parser("stop", help="stop the RT started by `serve`")
+    for command in (serve, env, stop):
+        command.add_argument("--state-file", type=Path, default=Path(DEFAULT_STATE),
+                             help=f"where `serve` records its RT (default {DEFAULT_STATE})")
     args = parser.parse_args(argv)
     if args.command == "install":
         spent = install()
         print(f"Request Tracker 5 installed ({spent:.1f}s)", file=sys.stderr)
         return 0
     if args.command == "env":
-        if not STATE_FILE.exists():
-            print("no RT started by `serve`", file=sys.stderr)
+        state = _read_state(args.state_file)
+        if state is None:
             return 1
-        for key, value in json.loads(STATE_FILE.read_text())["env"].items():
+        for key, value in state["env"].items():
             print(f"{key}={value}")
         return 0
     if args.command == "stop":
-        if not STATE_FILE.exists():
-            return 0
-        state = json.loads(STATE_FILE.read_text())
-        try:
-            os.kill(state["pid"], signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        state = _read_state(args.state_file)
+        if state is not None:
+            os.kill(state["pid"], signal.SIGTERM)  # `serve` stops its RT and removes the state file
         return 0
     from sandbox.world import World
 
     world = World.generate(seed=args.seed, persons=args.persons, organizations=max(1, args.persons // 5))
+    state_file: Path = args.state_file
     with RequestTracker.start() as rt:
         result = seed(rt, world, users=args.users, tickets=args.tickets)
-        STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "env": rt.env()}))
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = state_file.with_name(f".{state_file.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"pid": os.getpid(), "env": rt.env()}), encoding="utf-8")
+        os.replace(partial, state_file)  # `env` never reads a half-written file
         print(f"RT up in {rt.started_s:.1f}s, seeded {result.users} users, {result.tickets} tickets, "
               f"{result.messages} messages in {result.wall_s:.1f}s", file=sys.stderr)
         for key, value in rt.env().items():
@@ -671,7 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         finally:
-            STATE_FILE.unlink(missing_ok=True)
+            try:  # only our own: another `serve` may have taken this state file over since
+                if json.loads(state_file.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                    state_file.unlink()
+            except (OSError, ValueError):
+                pass
     return 0
 
 

@@ -6,12 +6,16 @@ erasure tests come last in this module because they change RT.
 """
 
 import base64
+import csv
 import quopri
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import psutil
 import pytest
@@ -25,6 +29,7 @@ from connectors.http import RetryPolicy
 from sandbox.request_tracker import _mime, free_port
 from sandbox.request_tracker_world import Attachment, Message, RtUser
 
+REPO = Path(__file__).resolve().parents[1]
 COMPARE = {
     "users": "id, name, email, real_name, organization, phones, privileged, disabled, last_updated, record",
     "tickets": "id, subject, status, queue, creator_id, requestor_ids, cc_ids, admincc_ids, last_updated, record",
@@ -360,3 +365,74 @@ def test_bulk_seeded_database_is_written_by_rt_and_cached(tmp_path):
             c.close()
     assert result.entities["tickets"].rows == 30
     assert result.entities["users"].rows >= len(rw.users)
+
+
+# -- the sandbox's command line and the demo --------------------------------------------------
+
+
+def test_two_served_rts_keep_their_own_state_files(tmp_path):
+    """`serve` twice with different --state-file: `env` and `stop` act on the RT of the state
+    file they are given, never on the other one."""
+    cmd = [sys.executable, "-m", "sandbox.request_tracker"]
+    states = [tmp_path / "a.json", tmp_path / "b.json"]
+    servers = [subprocess.Popen(cmd + ["serve", "--persons", "6", "--users", "2", "--tickets", "1",
+                                       "--state-file", str(s)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for s in states]
+    try:
+        for server, state in zip(servers, states):
+            while not state.exists():  # written once the RT answers and is seeded
+                assert server.poll() is None, "serve exited before it wrote its state file"
+                time.sleep(0.5)
+        env = {}
+        for state in states:
+            out = subprocess.run(cmd + ["env", "--state-file", str(state)], cwd=REPO, capture_output=True,
+                                 text=True, check=True).stdout
+            env[state] = dict(line.split("=", 1) for line in out.splitlines())
+        url_a, url_b = env[states[0]]["RT_URL"], env[states[1]]["RT_URL"]
+        assert url_a != url_b
+        subprocess.run(cmd + ["stop", "--state-file", str(states[0])], cwd=REPO, check=True)
+        assert servers[0].wait(timeout=60) == 0
+        assert not states[0].exists()
+        # The other RT still serves, and its state still names it.
+        assert requests.get(f"{url_b}/REST/2.0/rt", auth=("root", "password"), timeout=10).status_code == 200
+        out = subprocess.run(cmd + ["env", "--state-file", str(states[1])], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout
+        assert f"RT_URL={url_b}" in out.splitlines()
+        gone = subprocess.run(cmd + ["env", "--state-file", str(states[0])], cwd=REPO, capture_output=True, text=True)
+        assert gone.returncode == 1 and str(states[0]) in gone.stderr
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.terminate()
+                server.wait(timeout=60)
+
+
+def test_sandbox_truth_describes_the_demo_rt(tmp_path, monkeypatch):
+    """The demo seeds RT from the world its sandbox serves: every RT user the demo's RT holds
+    (but RT's own and staff) is a request_tracker record of `python -m sandbox truth`. (A world
+    smaller than the default, set the way an operator sets it, keeps the test quick.)"""
+    from pipelines import demo
+
+    for size in ("SEED", "DEALS", "ACTIVITIES", "NOTES"):
+        monkeypatch.delenv(f"SANDBOX_{size}", raising=False)
+    monkeypatch.setenv("SANDBOX_PERSONS", "60")
+    monkeypatch.setenv("SANDBOX_ORGANIZATIONS", "12")
+    monkeypatch.chdir(tmp_path)  # the demo keeps its files under data/ of the working folder
+    sandbox = demo.start_sandbox()
+    try:
+        rt = demo.start_request_tracker()
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=30)
+    try:
+        with RequestTrackerClient(rt.url, user=rt.user, password=rt.password) as c:
+            staff = c.privileged_user_ids()
+            held = {str(u["EmailAddress"]).strip().lower() for page in c.iter_users() for u in page
+                    if int(u["id"]) not in staff and u.get("Name") not in ("RT_System", "Nobody")}
+    finally:
+        rt.stop()
+    subprocess.run([sys.executable, "-m", "sandbox", "truth", str(tmp_path / "truth.csv")], cwd=REPO, check=True)
+    with open(tmp_path / "truth.csv", newline="", encoding="utf-8") as f:
+        truth = {row["record_id"] for row in csv.DictReader(f) if row["system"] == "request_tracker"}
+    assert len(held) >= 15
+    assert held - truth == set(), f"{len(held - truth)} of the demo RT's {len(held)} users are not in the truth"
