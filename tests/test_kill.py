@@ -60,6 +60,43 @@ def test_sigkill_mid_sync_then_rerun_converges(sandbox, tmp_path, client):
     assert subjects == 400
 
 
+def test_sigkill_with_two_entities_mid_walk_then_rerun_converges(sandbox, tmp_path):
+    """Entities are read two at a time, so a kill can cut two walks at once: each must resume
+    from its own committed cursor, and the re-run must land exactly the source."""
+    raw = tmp_path / "raw"
+    pd = sandbox.pipedrive
+    pd.slow_seconds = 0.05
+    pd.set_faults(rate=1.0, kinds=("slow",))
+    pd.reset_stats()
+    env = dict(os.environ, **sandbox.env())
+    # 4 a page: 60 organizations are 15 pages, 300 persons 75. Pages not yet committed are at
+    # most the reader queue (4) + one held by each reader (2) + one being written: after 9
+    # requests of each, both walks have committed pages, and organizations are not done.
+    worker = subprocess.Popen([sys.executable, "-m", "tests.sync_worker", str(raw), "4"], cwd=REPO, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and worker.poll() is None:
+        routes = pd.requests_by_route()
+        if min(routes.get("GET /api/v2/persons", 0), routes.get("GET /api/v2/organizations", 0)) >= 9:
+            break
+        time.sleep(0.005)
+    assert worker.poll() is None, "the sync finished before it could be killed"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    pd.clear_faults()
+    con = duckdb.connect(str(raw_path(raw, "pipedrive")), read_only=True)
+    cut = {r[0] for r in con.execute(
+        "SELECT entity FROM _sync_state WHERE cursor IS NOT NULL AND last_success_at IS NULL").fetchall()}
+    con.close()
+    assert {"persons", "organizations"} <= cut, cut
+    run_sync(sandbox, raw)
+    assert_matches_sandbox(sandbox, raw)
+    con = duckdb.connect(str(raw_path(raw, "pipedrive")), read_only=True)
+    for entity in ("persons", "organizations", "deals", "activities", "notes"):
+        n, distinct = con.execute(f"SELECT count(*), count(DISTINCT id) FROM {entity}").fetchone()
+        assert n == distinct, entity
+    con.close()
+
+
 def test_sigkill_mid_build_leaves_the_published_file_whole(sandbox, tmp_path):
     raw, wh = tmp_path / "raw", tmp_path / "wh.duckdb"
     run_sync(sandbox, raw)
