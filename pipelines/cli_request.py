@@ -199,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args, register, actor)
     except InvalidIdentifier as exc:
-        print(f"error: {exc}; no case was created", file=sys.stderr)
+        # The operator's own terminal: the text may name the value they typed (never logged).
+        print(f"error: {exc.terminal_text}; no case was created", file=sys.stderr)
         return 2
     except CaseNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 MAX_TEXT = 200  # a name or an organisation; longer is not a name
 MAX_EMAIL = 254  # RFC 5321 path limit
@@ -20,7 +20,13 @@ MAX_VALUES = 10  # per kind: a request names a person, not a mailing list
 
 
 class InvalidIdentifier(SafeMessage, ValueError):
-    """An identifier that cannot be used: the message says which field and why."""
+    """An identifier that cannot be used: the message says which field and why, never the value
+    (it may reach logs). ``terminal_text`` also names the value, for the operator's own terminal
+    only (the command line that refused what they typed), never for logs or the trail."""
+
+    def __init__(self, message: str, *, terminal_text: str | None = None) -> None:
+        super().__init__(message)
+        self.terminal_text = terminal_text or message
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,16 @@ def normalize_email_strict(value: object, what: str = "email") -> str:
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        # email-validator's messages describe the syntax problem without echoing the address.
-        raise InvalidIdentifier(f"{what}: not a valid email address ({_no_value(str(exc), text)})") from None
+        domain = text.rpartition("@")[2].rstrip(".").casefold()
+        if any(domain == d or domain.endswith("." + d) for d in SPECIAL_USE_DOMAIN_NAMES):
+            # Refused rightly: no real person's mailbox is at .invalid, .test, .local ...
+            problem = ("its domain is a special-use or reserved name (RFC 6761: "
+                       + ", ".join(f".{d}" for d in SPECIAL_USE_DOMAIN_NAMES)
+                       + ") where no real mailbox can be: give the address the person uses")
+        else:
+            # email-validator's messages describe the syntax problem without echoing the address.
+            problem = f"not a valid email address: {_no_value(str(exc), text)}"
+        raise InvalidIdentifier(f"{what}: {problem}", terminal_text=f"{what} {text!r}: {problem}") from None
     return result.normalized.lower()
 
 
