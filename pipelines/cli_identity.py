@@ -26,6 +26,8 @@ import pyarrow.csv as pacsv
 from assets.warehouse import identity, identity_state
 
 RESOLVE_COLUMNS = ("record_id", "system", "name", "email", "phone", "organisation")
+# Optional: a business id (Y-tunnus or FI VAT number) identifies the organisation when known.
+RESOLVE_OPTIONAL = ("business_id",)
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -138,6 +140,10 @@ def resolve_file(input_path: Path, output_path: Path, state_path: Path | None = 
     try:
         identity.register(con)
         _read_csv(con, input_path, "input_rows", RESOLVE_COLUMNS)
+        columns = {r[0] for r in con.execute("DESCRIBE input_rows").fetchall()}
+        for optional in RESOLVE_OPTIONAL:  # our own constants, never data
+            if optional not in columns:
+                con.execute(f"ALTER TABLE input_rows ADD COLUMN {optional} VARCHAR")
         con.execute("""
             CREATE OR REPLACE TEMP TABLE input_keyed AS
             SELECT *, coalesce(nullif(trim(system), ''), 'input') AS sys,
@@ -157,7 +163,7 @@ def resolve_file(input_path: Path, output_path: Path, state_path: Path | None = 
                    NULL::VARCHAR AS first_name, NULL::VARCHAR AS last_name, NULL::VARCHAR AS job_title,
                    CASE WHEN coalesce(trim(email), '') = '' THEN [] ELSE [email] END AS emails,
                    CASE WHEN coalesce(trim(phone), '') = '' THEN [] ELSE [phone] END AS phones,
-                   nullif(trim(organisation), '') AS organization, NULL::VARCHAR AS business_id,
+                   nullif(trim(organisation), '') AS organization, nullif(trim(business_id), '') AS business_id,
                    NULL::VARCHAR AS marketing_status, NULL::TIMESTAMPTZ AS updated_at
             FROM input_keyed
             WHERE nth = 1 AND record_id IS NOT NULL AND trim(record_id) <> '' AND length(record_id) <= 200

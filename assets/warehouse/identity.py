@@ -49,6 +49,19 @@ FREEMAIL_DOMAINS = (
     "saunalahti.fi", "netti.fi", "welho.com", "protonmail.com", "proton.me", "pp.inet.fi",
 )
 
+# Finnish towns as they appear inside company names ("Sisämedia Oulu Oy" is Sisämedia's Oulu
+# office, its domain sisamedia.fi), accents stripped and lower case as in organisation keys:
+# the largest municipalities and regional centres (Statistics Finland's list of municipalities).
+TOWNS = (
+    "helsinki", "espoo", "tampere", "vantaa", "oulu", "turku", "jyvaskyla", "lahti", "kuopio", "pori",
+    "kouvola", "joensuu", "lappeenranta", "hameenlinna", "vaasa", "seinajoki", "rovaniemi", "mikkeli",
+    "kotka", "salo", "porvoo", "kokkola", "hyvinkaa", "lohja", "jarvenpaa", "rauma", "kajaani", "kerava",
+    "savonlinna", "nokia", "kangasala", "ylojarvi", "tuusula", "kirkkonummi", "nurmijarvi", "vihti",
+    "raisio", "kaarina", "iisalmi", "kemi", "tornio", "imatra", "raahe", "forssa", "valkeakoski",
+    "riihimaki", "sipoo", "mantsala", "aanekoski", "pietarsaari", "maarianhamina", "uusikaupunki",
+    "loviisa", "heinola", "kuusamo", "varkaus", "pieksamaki", "kemijarvi", "sodankyla", "inari",
+)
+
 
 def generic_local_parts() -> tuple[str, ...]:
     """Role mailboxes that never link people. IDENTITY_GENERIC_MAILBOXES (comma-separated local
@@ -92,6 +105,7 @@ def _load_settings(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, st
                 [list(generic_local_parts())])
     con.execute("CREATE OR REPLACE TEMP TABLE id_freemail AS SELECT unnest(?::VARCHAR[]) AS domain",
                 [list(FREEMAIL_DOMAINS)])
+    con.execute("CREATE OR REPLACE TEMP TABLE id_towns AS SELECT ?::VARCHAR[] AS towns", [list(TOWNS)])
     con.execute("CREATE OR REPLACE TEMP TABLE id_decisions (left_key VARCHAR, right_key VARCHAR, decision VARCHAR)")
     if decisions:
         rows = [(min(a, b), max(a, b), d) for a, b, d in decisions]
@@ -123,12 +137,18 @@ def resolve(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, str, str]
           AND NOT EXISTS (SELECT 1 FROM id_pairs AS p WHERE p.l = a.rid AND p.r = b.rid)
     """)
     result.rounds = _components(con)
+    # A full name at an organisation joins the other records of that name there unless
+    # something contradicts (identity_name_org.sql); it needs the components above to tell one
+    # person's records from namesakes.
+    _run(con, "identity_name_org.sql")
+    if _drop_contradicting_chains(con):
+        con.execute("INSERT INTO id_links SELECT * FROM id_name_org_links")
+        result.rounds += _merge_components(con, "id_name_org_links")
     # Nameless records whose address reads as a name join the one person of that name at that
-    # company (identity_email_name.sql); it needs the components above to tell one person's
-    # duplicates from namesakes.
+    # company (identity_email_name.sql), among the components so far.
     _run(con, "identity_email_name.sql")
     if con.execute("INSERT INTO id_links SELECT * FROM id_email_name_links").fetchone()[0]:
-        result.rounds += _merge_components(con)
+        result.rounds += _merge_components(con, "id_email_name_links")
     # A split pair that other links still join: the right-hand record loses its automatic
     # links (keeping operator confirmations), then components are recomputed.
     for _ in range(5):
@@ -155,16 +175,49 @@ def resolve(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, str, str]
     return result
 
 
-def _merge_components(con: duckdb.DuckDBPyConnection) -> int:
-    """id_label after adding id_email_name_links, without recomputing every component: the
-    new links join whole components, so components of the components (a small graph) are
-    merged, and every record takes its merged label (the smallest record id, as before)."""
+def _drop_contradicting_chains(con: duckdb.DuckDBPyConnection) -> int:
+    """Each name_org link is checked within its group only; through a person seen at two
+    organisations, links of two groups can chain two components that contradict each other
+    (different personal addresses at one company domain, not an address and its short alias).
+    Such chains lose all their name_org links.
+    Returns the number of links left."""
+    if not con.execute("SELECT count(*) FROM id_name_org_links").fetchone()[0]:
+        return 0
+    _component_links(con, "id_name_org_links")
+    _components(con, "id_merge_links", "id_merge_label")
     con.execute("""
+        DELETE FROM id_name_org_links WHERE l IN (
+            SELECT n.l FROM id_name_org_links AS n
+            LEFT JOIN id_label AS a ON a.rid = n.l
+            JOIN id_merge_label AS m ON m.rid = coalesce(a.c, n.l)
+            WHERE m.c IN (
+                SELECT a.m FROM
+                    (SELECT ml.c AS m, ml.rid, cm.domain, cm.alias_keys FROM id_merge_label AS ml
+                     JOIN id_comp_mail AS cm ON cm.c = ml.rid) AS a
+                JOIN (SELECT ml.c AS m, ml.rid, cm.domain, cm.alias_keys FROM id_merge_label AS ml
+                      JOIN id_comp_mail AS cm ON cm.c = ml.rid) AS b
+                  ON b.m = a.m AND b.domain = a.domain AND b.rid > a.rid
+                WHERE NOT list_has_any(a.alias_keys, b.alias_keys)))
+    """)
+    return con.execute("SELECT count(*) FROM id_name_org_links").fetchone()[0]
+
+
+def _component_links(con: duckdb.DuckDBPyConnection, new_links: str) -> None:
+    """id_merge_links: the links of ``new_links`` between the labels of the current components."""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE id_merge_links AS
         SELECT coalesce(a.c, e.l) AS l, coalesce(b.c, e.r) AS r
-        FROM id_email_name_links AS e
+        FROM {new_links} AS e
         LEFT JOIN id_label AS a ON a.rid = e.l LEFT JOIN id_label AS b ON b.rid = e.r
     """)
+
+
+def _merge_components(con: duckdb.DuckDBPyConnection, new_links: str) -> int:
+    """id_label after adding ``new_links`` (a table of this module's rules), without
+    recomputing every component: the new links join whole components, so components of the
+    components (a small graph) are merged, and every record takes its merged label (the
+    smallest record id, as before)."""
+    _component_links(con, new_links)
     rounds = _components(con, "id_merge_links", "id_merge_label")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE id_label AS

@@ -31,13 +31,37 @@ CREATE OR REPLACE TEMP TABLE id_name_tf AS
 SELECT name_key, count(*) / (SELECT count(*) FROM id_names) AS tf FROM id_names GROUP BY name_key;
 
 -- Organisation evidence per record: business ids, and name tags from organisation names and
--- company (not free-mail) email domains.
-CREATE OR REPLACE TEMP TABLE id_orgs AS
+-- company (not free-mail) email domains. value_norm of an organisation is already without
+-- legal form, case, accents and punctuation ("ITÄTEKNIIKKA OY" -> "itatekniikka").
+CREATE OR REPLACE TEMP TABLE id_orgs_direct AS
 SELECT DISTINCT rid, CASE WHEN kind = 'business_id' THEN 'bid:' || value_norm
                           WHEN kind = 'organization' THEN 'tag:' || org_tag(value_norm)
                           ELSE 'tag:' || domain_tag(value_norm) END AS o
 FROM id_ids
-WHERE value_norm IS NOT NULL AND (kind IN ('business_id', 'organization') OR (kind = 'email_domain' AND NOT flag));
+WHERE value_norm IS NOT NULL AND (kind IN ('business_id', 'organization') OR (kind = 'email_domain' AND NOT flag))
+UNION
+-- A town after the first word is a branch, not another company: "Sisämedia Oulu" is also
+-- "sisamedia", as its domain sisamedia.fi. (A town as the first word names the company:
+-- "Salo Rakennus" stays "salorakennus".)
+SELECT i.rid, 'tag:' || org_tag(array_to_string(
+           list_filter(string_split(i.value_norm, ' '), lambda t, n: n = 1 OR NOT list_contains(w.towns, t)), ' '))
+FROM id_ids AS i, id_towns AS w
+WHERE i.kind = 'organization' AND i.value_norm IS NOT NULL;
+
+-- A business id stands for the organisation names written beside it on any record (a billing
+-- customer has both), so a record with only the id meets records with only the name. An id
+-- seen with many names is unreliable and stands only for itself.
+CREATE OR REPLACE TEMP TABLE id_bid_tags AS
+SELECT b.o AS bid, t.o AS tag
+FROM id_orgs_direct AS b JOIN id_orgs_direct AS t ON t.rid = b.rid AND starts_with(t.o, 'tag:')
+WHERE starts_with(b.o, 'bid:')
+GROUP BY b.o, t.o
+QUALIFY count(*) OVER (PARTITION BY b.o) <= 4;
+
+CREATE OR REPLACE TEMP TABLE id_orgs AS
+SELECT rid, o FROM id_orgs_direct WHERE o IS NOT NULL
+UNION
+SELECT d.rid, bt.tag FROM id_orgs_direct AS d JOIN id_bid_tags AS bt ON bt.bid = d.o;
 
 -- How common each organisation is among the records (its term frequency).
 CREATE OR REPLACE TEMP TABLE id_org_tf AS
@@ -70,7 +94,8 @@ CREATE OR REPLACE TEMP TABLE id_feat AS
 WITH cand AS (SELECT l AS rid FROM id_pair_via UNION SELECT r FROM id_pair_via)
 SELECT c.rid, n.name_key, coalesce(p.given, []) AS given, coalesce(p.surname, []) AS surname,
        coalesce(i.emails, []) AS emails, coalesce(i.email_stems, []) AS email_stems,
-       coalesce(i.phones, []) AS phones, coalesce(o.orgs, []) AS orgs
+       coalesce(i.phones, []) AS phones, coalesce(i.email_domains, []) AS email_domains,
+       coalesce(i.email_alias_keys, []) AS email_alias_keys, coalesce(o.orgs, []) AS orgs
 FROM cand AS c
 LEFT JOIN id_names AS n USING (rid)
 LEFT JOIN id_name_parts AS p USING (rid)
@@ -78,7 +103,11 @@ LEFT JOIN (
     SELECT rid,
            list_distinct(list(value_norm) FILTER (WHERE kind = 'email')) AS emails,
            list_distinct(list(regexp_replace(value_norm, '\d+@', '@')) FILTER (WHERE kind = 'email')) AS email_stems,
-           list_distinct(list(value_norm) FILTER (WHERE kind = 'phone')) AS phones
+           list_distinct(list(value_norm) FILTER (WHERE kind = 'phone')) AS phones,
+           list_distinct(list(split_part(value_norm, '@', 2)) FILTER (
+               WHERE kind = 'email' AND split_part(value_norm, '@', 2) NOT IN (SELECT domain FROM id_freemail))) AS email_domains,
+           list_distinct(list(email_alias_key(value_norm)) FILTER (
+               WHERE kind = 'email' AND split_part(value_norm, '@', 2) NOT IN (SELECT domain FROM id_freemail))) AS email_alias_keys
     FROM id_ids
     WHERE value_norm IS NOT NULL AND ((kind = 'email' AND NOT flag) OR kind = 'phone')
       AND rid IN (SELECT rid FROM cand)
@@ -113,6 +142,13 @@ SELECT DISTINCT v.via, v.v
 FROM id_pair_via AS v JOIN id_pair_names AS n USING (l, r)
 WHERE v.via IN ('email', 'phone') AND n.name_level IN ('surname', 'none')
 UNION
+-- A fixed line (not a Finnish mobile, +3584x / +35850) given by differently named people is a
+-- switchboard, even when they share a given name; a shared mobile with a shared given name
+-- stays personal (a married-name change).
+SELECT DISTINCT v.via, v.v
+FROM id_pair_via AS v JOIN id_pair_names AS n USING (l, r)
+WHERE v.via = 'phone' AND n.name_level <> 'exact' AND NOT regexp_matches(v.v, '^\+358(4|50)')
+UNION
 SELECT via, v FROM id_block WHERE via IN ('email', 'phone') GROUP BY via, v
 HAVING count(*) > (SELECT max_block FROM id_params);
 
@@ -132,6 +168,9 @@ levels AS (
                 WHEN p.email_any THEN 'shared'
                 WHEN len(a.emails) = 0 OR len(b.emails) = 0 THEN 'missing'
                 WHEN list_has_any(a.email_stems, b.email_stems) THEN 'numbered'  -- matti.virtanen2@ is another Matti
+                WHEN list_has_any(a.email_alias_keys, b.email_alias_keys) THEN 'alias'  -- joonas.laine@ and jlaine@
+                -- two other personal addresses at one company: a namesake colleague (joonas.k.laine@)
+                WHEN list_has_any(a.email_domains, b.email_domains) THEN 'other_at_domain'
                 ELSE 'disagree' END AS email_level,
            CASE WHEN p.phone_personal THEN 'agree'
                 WHEN p.phone_any THEN 'shared'
@@ -162,7 +201,7 @@ weighted AS (
             WHEN 'exact' THEN greatest(3.0, least(14.0, log2(0.85 / name_tf)))
             WHEN 'fuzzy' THEN 4.0 WHEN 'partial' THEN 3.0 WHEN 'given' THEN -1.0
             WHEN 'surname' THEN -6.0 WHEN 'none' THEN -8.0 ELSE 0.0 END
-      + CASE email_level WHEN 'agree' THEN 14.0 WHEN 'numbered' THEN -12.0 WHEN 'disagree' THEN -0.5 ELSE 0.0 END
+      + CASE email_level WHEN 'agree' THEN 14.0 WHEN 'numbered' THEN -12.0 WHEN 'other_at_domain' THEN -10.0 WHEN 'disagree' THEN -0.5 ELSE 0.0 END
       + CASE phone_level WHEN 'agree' THEN 13.0 WHEN 'shared' THEN 1.0 WHEN 'disagree' THEN -5.0 ELSE 0.0 END
       + CASE org_level WHEN 'agree' THEN greatest(1.0, least(14.0, org_w)) WHEN 'disagree' THEN -2.0 ELSE 0.0 END AS weight
     FROM levels
@@ -181,7 +220,9 @@ SELECT s.*, ra.record_key AS left_key, rb.record_key AS right_key, d.decision AS
            -- fitting name (a shared given name covers a married-name change).
            WHEN email_level = 'agree' AND name_level NOT IN ('surname', 'none') THEN 'link'
            WHEN phone_level = 'agree' AND name_level IN ('exact', 'fuzzy', 'partial', 'given') THEN 'link'
-           WHEN probability >= (SELECT link_p FROM id_params) THEN 'link'
+           -- Without an agreeing personal email or phone the evidence is a name at an
+           -- organisation: identity_name_org.sql decides those, knowing the namesakes there.
+           WHEN probability >= (SELECT link_p FROM id_params) AND 'agree' IN (email_level, phone_level) THEN 'link'
            WHEN probability >= (SELECT review_p FROM id_params) THEN 'review'
            ELSE 'none' END AS decision,
        CASE

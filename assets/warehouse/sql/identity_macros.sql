@@ -21,3 +21,11 @@ CREATE OR REPLACE MACRO business_id_norm(x) AS CASE
     WHEN regexp_full_match(upper(replace(trim(x), ' ', '')), 'FI\d{8}')
         THEN substr(upper(replace(trim(x), ' ', '')), 3, 7) || '-' || substr(upper(replace(trim(x), ' ', '')), 10, 1)
     END;
+-- The short form of a two-word address: "joonas.laine" and "jlaine" are one person's address
+-- and its alias ("anna-liisa.jarvi-hamalainen" -> "ajarvihamalainen"); anything else
+-- ("joonas.laine2", "joonas.k.laine") keeps its own form, hyphens removed.
+CREATE OR REPLACE MACRO email_alias_form(local) AS
+    replace(regexp_replace(local, '^([a-z])[a-z-]*\.([a-z-]+)$', '\1\2'), '-', '');
+-- Key of a company address up to that aliasing: "jlaine@itatekniikka.fi".
+CREATE OR REPLACE MACRO email_alias_key(email) AS
+    email_alias_form(split_part(email, '@', 1)) || '@' || split_part(email, '@', 2);
