@@ -14,10 +14,12 @@
 --     they are namesake colleagues (joonas.laine@ and joonas.laine2@ or joonas.k.laine@), and
 --     a record with only the name could be either. An address and its short alias
 --     (joonas.laine@, jlaine@) are one person's and contradict nothing;
+--   * two of its components each have a personal email and a mobile, and their mobiles differ
+--     (each is a known person; an old mobile alone, without an email, contradicts nothing);
 --   * an operator split two of its records;
 --   * one of its components is in a contradicted group under another key of the organisation;
 --   * the group is bigger than max_block (a common name at a big company).
--- Phones never contradict here: a switchboard or a changed mobile is what these records carry.
+-- Otherwise phones do not contradict: a switchboard or a changed mobile is what these records carry.
 CREATE OR REPLACE TEMP TABLE id_no_members AS
 SELECT n.name_key || '|' || o.o AS g, n.rid, coalesce(l.c, n.rid) AS c
 FROM id_names AS n
@@ -40,6 +42,16 @@ WHERE i.kind = 'email' AND NOT i.flag AND i.value_norm IS NOT NULL
   AND coalesce(l.c, i.rid) IN (SELECT c FROM comps)
 GROUP BY ALL;
 
+-- Components with their own email and mobile: two such with different mobiles are two people.
+CREATE OR REPLACE TEMP TABLE id_comp_mobile AS
+WITH comps AS (SELECT DISTINCT c FROM id_no_members WHERE g IN (SELECT g FROM id_no_groups))
+SELECT coalesce(l.c, i.rid) AS c, list_distinct(list(i.value_norm) FILTER (WHERE i.kind = 'phone')) AS mobiles
+FROM id_ids AS i LEFT JOIN id_label AS l USING (rid)
+WHERE i.value_norm IS NOT NULL AND coalesce(l.c, i.rid) IN (SELECT c FROM comps)
+  AND ((i.kind = 'phone' AND regexp_matches(i.value_norm, '^\+358(4|50)')) OR (i.kind = 'email' AND NOT i.flag))
+GROUP BY ALL
+HAVING bool_or(i.kind = 'email') AND bool_or(i.kind = 'phone');
+
 CREATE OR REPLACE TEMP TABLE id_no_contradicted AS
 WITH gm AS (
     SELECT DISTINCT m.g, m.c, cm.domain, cm.alias_keys
@@ -47,6 +59,11 @@ WITH gm AS (
 )
 SELECT DISTINCT a.g FROM gm AS a JOIN gm AS b ON b.g = a.g AND b.domain = a.domain AND b.c > a.c
 WHERE NOT list_has_any(a.alias_keys, b.alias_keys)
+UNION
+SELECT DISTINCT a.g
+FROM id_no_members AS a JOIN id_comp_mobile AS ma ON ma.c = a.c
+JOIN id_no_members AS b ON b.g = a.g AND b.c > a.c JOIN id_comp_mobile AS mb ON mb.c = b.c
+WHERE a.g IN (SELECT g FROM id_no_groups) AND NOT list_has_any(ma.mobiles, mb.mobiles)
 UNION
 SELECT a.g
 FROM id_decisions AS d
