@@ -313,7 +313,9 @@ def test_person_in_every_system_is_exported_exactly(synced, request_tracker):
     # The systems read only live (their own tests check what they export): found exactly where
     # the world puts the person.
     for system in LIVE_ONLY:
-        expected_state = "found" if truth_ids(world, system, hid) else "not_found"
+        # Matomo's empty answer cannot prove absence (Live plugin, site logs, anonymised ids).
+        expected_state = "found" if truth_ids(world, system, hid) else (
+            "manual_open" if system == "matomo" else "not_found")
         assert (manifest["systems"][system]["state"], case.systems[system].state) == (expected_state,) * 2, system
 
     # Files are named by record ids only; every system answered, on the run page too.
@@ -367,8 +369,10 @@ def test_person_found_nowhere_gets_a_valid_nothing_held_answer_from_every_system
     assert manifest["nothing_held"] is True and manifest["persons_found"] == 0
     for system in SYSTEMS + LIVE_ONLY:
         entry = manifest["systems"][system]
-        assert (entry["state"], entry["records"], entry["error"]) == ("not_found", {}, None), system
-        assert case.systems[system].state == "not_found"
+        # Matomo answers "nothing found" in a way that cannot prove absence: a check by hand.
+        expected = "manual_open" if system == "matomo" else "not_found"
+        assert (entry["state"], entry["records"], entry["error"]) == (expected, {}, None), system
+        assert case.systems[system].state == expected
     assert set(data) == {"manifest.json", "report.html"}
     report = data["report.html"].decode()
     assert "Emme säilytä sinusta tietoja" in report and "We hold no data about you" in report

@@ -199,7 +199,10 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[d
         if live is not None and live.has(system):
             try:
                 exporter.live(live, person, res)
-                res.state = "found" if res.count() else "not_found"
+                res.state = "found" if res.count() else ("manual_open" if res.unverified else "not_found")
+                if res.state == "manual_open":
+                    res.notes.append("nothing found, but the answer cannot prove that nothing is held: "
+                                     "checked by hand in the system")
             except Exception as exc:  # noqa: BLE001
                 # What the warehouse holds is still exported; the answer is incomplete, so the
                 # system counts as failed and the officer retries or checks by hand.

@@ -49,6 +49,9 @@ class SystemExport:
     attachments: list[Attachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be read and why (no personal data)
     error: str | None = None
+    # The system's answer cannot prove absence (Matomo's empty list when a plugin or a site's log
+    # is off): finding nothing is then a manual check, never "not found".
+    unverified: bool = False
 
     def count(self) -> int:
         return sum(len(v) for v in self.records.values())

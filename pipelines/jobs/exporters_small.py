@@ -47,6 +47,7 @@ class MatomoExporter(Exporter):
         if search.capped:
             out.notes.append("a visit search reached Matomo's limit of 401 visits: older visits may be missing")
         out.notes += [f"unverified: {reason}" for _key, reason in sorted(search.unverified.items())]
+        out.unverified = bool(search.unverified)
         for table, rows in client.export_visits(search.visits).items():
             if rows:
                 out.records[table] = rows
