@@ -202,6 +202,9 @@ def main() -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps([dict(r, machine=host) for r in rows], indent=2))
     print_table(rows, header)
+    for r in rows:  # identity: precision and recall per case category of its labelled world
+        for category, m in r.get("by_category", {}).items():
+            print(f"  {r['system']} {category}: precision {m['precision']}, recall {m['recall']} ({m['true_pairs']} true pairs)")
     goal = pipedrive_goal(rows)
     if goal:
         print(goal)

@@ -1,23 +1,19 @@
-"""Identity resolution benchmark: BENCH_IDENTITY_RECORDS (default 1,000,000) source records of a
-generated world through `contact-register identity resolve`, with pairwise precision and recall.
-
-The records imitate three systems over the sandbox world's humans: the Pipedrive derivation as
-it is (duplicates, case and whitespace, aliases, shared mailboxes, namesakes, company and name
-changes), a mail system (lower-case address, display name often missing or surname first) and a
-billing system (alias or canonical address, phone in another spelling, organisation with its
-legal form moved). Generation is not timed; the resolve step runs in its own process.
+"""Identity resolution benchmark: BENCH_IDENTITY_RECORDS (default 1,000,000) source records of
+the labelled world in bench/identity_world.py (six systems; ordinary records plus the hard cases
+of issue 18: name and organisation only, inverted names, switchboard or old mobile, namesake
+colleagues) through `contact-register identity resolve`, with pairwise precision and recall,
+overall and per case category. Generation is not timed; the resolve step runs in its own process.
 
     python -m bench.identity generate DIR     writes DIR/records.csv and DIR/truth.csv
     python -m bench.identity resolve DIR      resolves them, prints one JSON object
+    python -m bench.identity metrics DIR      precision and recall per category
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -26,54 +22,14 @@ import time
 from pathlib import Path
 
 RECORDS = int(os.environ.get("BENCH_IDENTITY_RECORDS", 1_000_000))
-# Records per human: Pipedrive ~1.05, mail 0.45, billing 0.3.
-PER_HUMAN = 1.75
 
 
-def generate(folder: Path, records: int = RECORDS, seed: int = 42) -> int:
-    from sandbox.pipedrive_world import _email_variant, _format_phone
-    from sandbox.world import World
+def generate(folder: Path, records: int = RECORDS, seed: int = 18) -> int:
+    """DIR/records.csv and DIR/truth.csv (with each person's case category) from the labelled
+    world of bench/identity_world.py."""
+    from bench.identity_world import write
 
-    humans = max(10, int(records / PER_HUMAN))
-    world = World.generate(seed=seed, persons=humans, organizations=max(5, humans // 5), deals=0, activities=0, notes=0)
-    pw = world.derive("pipedrive")
-    rng = random.Random(f"bench-identity:{seed}")
-    companies = world.companies
-    org_of = {c.index + 1: c.name for c in companies}
-    folder.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with open(folder / "records.csv", "w", newline="", encoding="utf-8") as rf, \
-            open(folder / "truth.csv", "w", newline="", encoding="utf-8") as tf:
-        rec, truth = csv.writer(rf), csv.writer(tf)
-        rec.writerow(("record_id", "system", "name", "email", "phone", "organisation"))
-        truth.writerow(("system", "record_id", "true_person_id"))
-        for p in pw.persons:
-            rec.writerow((p.id, "pipedrive", p.name, p.emails[0][0] if p.emails else "",
-                          p.phones[0][0] if p.phones else "", org_of.get(p.org_id, "")))
-            truth.writerow(("pipedrive", p.id, p.true_person_id))
-            n += 1
-        for h in world.humans:
-            if n >= records:
-                break
-            company = companies[h.company_index]
-            if rng.random() < 0.45:  # mail: the address as the mail system stores it
-                r = rng.random()
-                name = "" if r < 0.3 else (f"{h.last_name} {h.first_name}" if r < 0.4 else f"{h.first_name} {h.last_name}")
-                rid = f"m{n}"
-                rec.writerow((rid, "mail", name, h.email.lower(), "", ""))
-                truth.writerow(("mail", rid, h.true_person_id))
-                n += 1
-            if rng.random() < 0.3 and n < records:  # billing
-                email = _email_variant(rng, h.email, h.first_name, h.last_name) if rng.random() < 0.8 else ""
-                if email and email.split("@")[0].strip().lower() != h.email.split("@")[0] and rng.random() < 0.5:
-                    email = h.email  # most aliases are not in billing
-                org = company.name if rng.random() < 0.5 else company.name.replace(" Oy", "").replace(" Ab", "") + " Oy"
-                phone = _format_phone(rng, h.phone_e164) if rng.random() < 0.6 else ""
-                rid = f"b{n}"
-                rec.writerow((rid, "billing", f"{h.first_name} {h.last_name}", email, phone, org))
-                truth.writerow(("billing", rid, h.true_person_id))
-                n += 1
-    return n
+    return write(folder, records, seed)
 
 
 def resolve(folder: Path) -> dict:
@@ -85,21 +41,20 @@ def resolve(folder: Path) -> dict:
     return dict(summary, wall_s=wall, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def metrics(folder: Path) -> dict:
+def metrics(folder: Path) -> dict[str, dict]:
+    """Pairwise precision and recall per case category and overall ("(all)")."""
     import duckdb
+
+    from bench.identity_world import category_scores
 
     con = duckdb.connect()
     try:
-        con.execute("CREATE SCHEMA staging")
-        con.execute(f"""
-            CREATE TABLE id_truth AS SELECT * FROM read_csv('{folder / 'truth.csv'}', header = true, all_varchar = true);
-            CREATE TABLE staging.record_clusters AS
-            SELECT system || ':record:' || record_id AS record_key, cluster_id AS cluster
-            FROM read_csv('{folder / 'resolved.csv'}', header = true, all_varchar = true);
-        """)
-        from assets.warehouse.identity import pairwise_metrics
-
-        return pairwise_metrics(con)
+        con.execute("CREATE TABLE world_truth AS SELECT * FROM read_csv(?, header = true, all_varchar = true)",
+                    [str(folder / "truth.csv")])
+        con.execute("""
+            CREATE TABLE world_clusters AS SELECT system, record_id, cluster_id AS cluster
+            FROM read_csv(?, header = true, all_varchar = true)""", [str(folder / "resolved.csv")])
+        return category_scores(con)
     finally:
         con.close()
 
@@ -114,7 +69,11 @@ def bench_identity(rows: list[dict]) -> None:
         out = subprocess.run([sys.executable, "-m", "bench.identity", "resolve", str(folder)],
                              check=True, capture_output=True, text=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        quality = metrics(folder)
+        scores = metrics(folder)
+        quality = scores["(all)"]
+        for category, m in scores.items():
+            print(f"identity {category:14s} precision {m['precision']:.4f}  recall {m['recall']:.4f}  "
+                  f"({m['true_pairs']} true pairs)", file=sys.stderr)
         rows.append({
             "system": "identity", "phase": "resolve file", "size": f"{count // 1000}k records",
             "wall_s": round(result["wall_s"], 2), "requests": 0, "min_requests": 0, "other_requests": 0,
@@ -122,6 +81,8 @@ def bench_identity(rows: list[dict]) -> None:
             "peak_rss_mb": round(result["peak_rss_mb"]),
             "precision": round(quality["precision"], 4), "recall": round(quality["recall"], 4),
             "true_pairs": quality["true_pairs"], "clusters": result["clusters"],
+            "by_category": {k: {"precision": round(v["precision"], 4), "recall": round(v["recall"], 4),
+                                "true_pairs": v["true_pairs"]} for k, v in scores.items() if k != "(all)"},
         })
 
 
