@@ -1,4 +1,4 @@
-"""Data-subject operations on Google Workspace: find, export, erase, ban one email address.
+"""Data-subject operations on Google Workspace: find, erase, ban one email address (the subject export reads live in pipelines/jobs/exporters.py, where others' data is cut).
 
 Run them with a client whose settings carry ``SCOPES_WRITE`` (permanent Gmail deletion needs
 ``https://mail.google.com/``). Every operation walks every mailbox of the directory.
@@ -19,11 +19,8 @@ Reports carry directory user ids and record ids, never the address itself.
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass, field
 from email.utils import getaddresses
-from pathlib import Path
 from typing import Any
 
 from connectors.errors import BadRequestError, NotFoundError
@@ -131,34 +128,6 @@ def _find_groups(client: GoogleWorkspaceClient, who: str, mailing_lists: tuple[s
             out.groups.append(group)
         else:
             out.foreign_groups.append(group)
-
-
-def export(client: GoogleWorkspaceClient, email: str, out_dir: str | Path,
-           mailing_lists: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Full messages (RFC 822, attachments included), events, file contents and contacts."""
-    out = Path(out_dir)
-    found = find(client, email, mailing_lists)
-    for sub in ("gmail", "calendar", "drive", "contacts"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    by_user: dict[str, list[str]] = {}
-    for m in found.gmail:
-        by_user.setdefault(m["user"], []).append(m["message_id"])
-    for user, ids in by_user.items():
-        got, _ = client.gmail_get_many(user, ids, fmt="raw")
-        uid = next(m["user_id"] for m in found.gmail if m["user"] == user)
-        for mid, msg in got.items():
-            raw = base64.urlsafe_b64decode(msg["raw"] + "=" * (-len(msg["raw"]) % 4))
-            (out / "gmail" / f"{uid}-{mid}.eml").write_bytes(raw)
-    for ev in found.calendar:
-        (out / "calendar" / f"{ev['user_id']}-{ev['event_id']}.json").write_text(json.dumps(ev["attendees"]))
-    drive = client.service("drive").files()
-    for f in found.drive:
-        content = client.execute(drive.get_media(fileId=f["file_id"]), f["user"])
-        (out / "drive" / f"{f['file_id']}.bin").write_bytes(content if isinstance(content, bytes) else bytes(content))
-    (out / "contacts" / "contacts.json").write_text(json.dumps(
-        {"contacts": found.contacts, "other_contacts": found.other_contacts,
-         "mailing_lists": found.groups + found.foreign_groups}))
-    return {"counts": found.counts(), "notes": list(ALWAYS_NOTES)}
 
 
 def erase(client: GoogleWorkspaceClient, email: str, *, permanent: bool = False,

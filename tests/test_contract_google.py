@@ -359,7 +359,10 @@ def drive_everything(g, raw_dir, sandbox) -> None:
     client.close()
     writer = make_google_client(sandbox, scopes=SCOPES_WRITE)
     lists = (f"uutiskirje@{g.domain}",)
-    ops.export(writer, who, raw_dir / "export", mailing_lists=lists)
+    # What the subject export reads live: the person's mails whole (raw), as exporters.py does.
+    found = ops.find(writer, who, lists)
+    for user in {m["user"] for m in found.gmail}:
+        writer.gmail_get_many(user, [m["message_id"] for m in found.gmail if m["user"] == user], fmt="raw")
     ops.ban(writer, who, mailing_lists=lists)
     ops.erase(writer, who, permanent=False, mailing_lists=lists)
     ops.erase(writer, who, permanent=True, mailing_lists=lists)
