@@ -11,10 +11,12 @@
     answer   record the answer to a system's manual task (state manual_answered)
     lift-restriction  record the decision to lift a restriction (the restriction job then lifts it)
     close    close a case (its identifiers are deleted; hashes and the audit trail stay)
+    compact  compact the register again (after `close` exited 4: deleted identifiers leave its files)
 
 Identifiers can be given as options or, to keep them out of shell history, as JSON on stdin
 (``--stdin``: ``{"emails": [...], "phones": [...], "name": "...", "organization": "..."}``).
-Exit codes: 0 done, 2 refused (bad input or a state that does not allow it), 3 no such case.
+Exit codes: 0 done, 2 refused (bad input or a state that does not allow it), 3 no such case,
+4 done but the register not compacted yet (another process held it: run ``compact``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pipelines.rectification.corrections import (
     save_corrections,
     validate_corrections,
 )
-from pipelines.register.cases import Case
+from pipelines.register.cases import Case, CompactionPending
 from pipelines.restriction.store import record_lift_decision
 from pipelines.register.description import load_description
 
@@ -121,6 +123,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     close.add_argument("case_id")
     close.add_argument("--outcome", required=True)
     close.add_argument("--force", action="store_true", help="close although systems are still open")
+
+    sub.add_parser("compact", help="compact the register (after close exited 4)")
     request.set_defaults(func=run)
     return request
 
@@ -205,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
     except CaseNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except CompactionPending as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return 4
     except RegisterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -287,6 +294,10 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         return 0
     elif cmd == "close":
         case = register.close_case(args.case_id, outcome=args.outcome, actor=actor, force=args.force)
+    elif cmd == "compact":
+        register.compact()
+        print("register compacted")
+        return 0
     else:  # pragma: no cover - argparse rejects unknown commands
         return 2
     print(f"{case.case_id}: {cmd} recorded (due {case.due_on}, {case.status})")

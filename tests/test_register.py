@@ -21,6 +21,7 @@ from pipelines.register import (
     open_register,
     validate_identifiers,
 )
+from pipelines.erasure.byte_scan import phone_variants, scan
 from pipelines.register.cases import add_months
 from pipelines.register.description import load_description
 
@@ -323,6 +324,90 @@ def test_a_case_opened_by_the_pipeline_is_verified_in_the_same_transaction(reg):
     actions = [r["action"] for r in reg.audit_trail(case.case_id)]
     assert actions[:2] == ["case_created", "identity_verified"]
     assert not reg.new_case("erasure", ids(), actor="dpo").verified  # by default a person verifies
+
+
+def _closing_subject(reg):
+    """A rectification case with identifiers and corrected values: personal data all of it."""
+    from pipelines.rectification.corrections import save_corrections
+
+    case = reg.new_case("rectification", validate_identifiers(["Sanni.Sulkija@Firma.fi"], ["040 765 1122"],
+                                                             "Sanni Sulkija"), actor="dpo", systems=["pipedrive"])
+    save_corrections(reg, case.case_id, {"email": "sanni.uusi@toinen-firma.fi", "phone": "+358 50 998 7766",
+                                         "name": "Sanni Avattu"}, actor="dpo")
+    reg.set_system_state(case.case_id, "pipedrive", "done", actor="job", records=1)
+    needles = {"email": ["sanni.sulkija@firma.fi", "sanni.uusi@toinen-firma.fi"],
+               "name": ["Sanni Sulkija", "sanni sulkija", "Sanni Avattu"],
+               "phone": phone_variants("+358407651122") + phone_variants("+358509987766")}
+    return case.case_id, needles
+
+
+def test_closing_a_case_leaves_no_identifier_or_correction_in_the_sqlite_file_or_wal(tmp_path):
+    path = tmp_path / "register.sqlite"
+    reg = open_register(str(path))
+    other = reg.new_case("access", validate_identifiers(["pysyy.auki@esimerkki.fi"]), actor="dpo")
+    cid, needles = _closing_subject(reg)
+    files = [path, Path(f"{path}-wal")]
+    found = {kind for _, kind, _ in scan(files, needles)}
+    assert found == {"email", "name", "phone"}  # the scan sees them before
+    reg.close_case(cid, outcome="rectified", actor="dpo")
+    assert not scan(files, needles), "deleted identifiers or corrections still in the register file or its WAL"
+    assert scan(files, {"email": ["pysyy.auki@esimerkki.fi"]})  # the open case's are kept
+    reg.close()
+    check = open_register(str(path))
+    assert check.get(cid).status == "closed" and check.get(cid).identifiers == []
+    assert check.get(other.case_id).identifiers
+    check.close()
+
+
+def test_closing_waits_for_compaction_and_says_so_when_another_reader_holds_the_wal(tmp_path):
+    path = tmp_path / "register.sqlite"
+    reg = open_register(str(path))
+    cid, needles = _closing_subject(reg)
+    reader = sqlite3.connect(str(path))
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM cases").fetchone()  # holds a snapshot: the WAL cannot be emptied
+    from pipelines.register.cases import CompactionPending
+
+    with pytest.raises(CompactionPending, match="closed.*request compact"):
+        reg.close_case(cid, outcome="rectified", actor="dpo")
+    assert reg.get(cid).status == "closed"
+    reader.rollback()
+    reader.close()
+    reg.compact()
+    assert not scan([path, Path(f"{path}-wal")], needles)
+    reg.close()
+
+
+def _pg_relation_bytes(reg, tables) -> bytes:
+    """The bytes of the tables' and their indexes' files on the server's disk (superuser)."""
+    with reg.backend.transaction() as tx:
+        rels = [r[0] for r in tx.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid = ANY(?::regclass[]) "
+            "UNION SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = ANY(?::regclass[])",
+            [list(tables), list(tables)])]
+    reg.backend._con.execute("CHECKPOINT")  # shared buffers written to the files
+    data = b""
+    with reg.backend.transaction() as tx:
+        for rel in rels:
+            data += tx.one("SELECT pg_read_binary_file(pg_relation_filepath(?::regclass))", [rel])[0]
+    return data
+
+
+def test_closing_a_case_on_postgresql_removes_corrections_and_rewrites_the_tables(pg_url):
+    reg = open_register(pg_url)
+    cid, needles = _closing_subject(reg)
+    tables = ("case_identifiers", "case_corrections")
+    before = _pg_relation_bytes(reg, tables)
+    for value in ("sanni.sulkija@firma.fi", "sanni.uusi@toinen-firma.fi", "Sanni Avattu"):
+        assert value.encode() in before
+    reg.close_case(cid, outcome="rectified", actor="dpo")
+    with reg.backend.transaction() as tx:
+        assert tx.one("SELECT count(*) FROM case_corrections WHERE case_id = ?", [cid])[0] == 0
+        assert tx.one("SELECT count(*) FROM case_identifiers WHERE case_id = ?", [cid])[0] == 0
+    after = _pg_relation_bytes(reg, tables)
+    for value in [v for vs in needles.values() for v in vs]:
+        assert value.encode() not in after, "a deleted value is still in the table's files (dead tuple)"
+    reg.close()
 
 
 def test_audit_trail_is_append_only_in_the_database(reg, register_url):

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from connectors.clock import today_helsinki
 from connectors.errors import SafeMessage
 from pipelines.register.identifiers import Identifiers
-from pipelines.register.store import _KINDS, _STATES, Backend, Tx, open_backend
+from pipelines.register.store import _KINDS, _STATES, Backend, CompactionBusy, Tx, open_backend
 
 CASE_KINDS = _KINDS
 SYSTEM_STATES = _STATES
@@ -42,6 +42,11 @@ class RegisterError(SafeMessage, Exception):
 
 class CaseNotFound(RegisterError):
     pass
+
+
+class CompactionPending(RegisterError):
+    """The action is recorded, but the register could not be compacted yet, so deleted values may
+    still sit in its free pages or WAL until ``Register.compact`` (``request compact``) succeeds."""
 
 
 def add_months(day: date, months: int) -> date:
@@ -453,8 +458,8 @@ class Register:
         approvals and audit trail stay; the values go. Returns how many were replaced (0 when
         already done). The store is then compacted, also on a repeat (an earlier compaction may
         have failed): SQLite is vacuumed so the old values leave the file's free pages and WAL;
-        on PostgreSQL ``case_identifiers`` is rewritten with VACUUM FULL, but copies in the
-        server's WAL archive and backups age out only with their retention."""
+        on PostgreSQL ``case_identifiers`` and ``case_corrections`` are rewritten with VACUUM FULL,
+        but copies in the server's WAL, WAL archive and backups age out only with their retention."""
         actor = _text(actor, "actor", limit=200)
         with self.backend.transaction() as tx:
             self._case_row(tx, case_id)
@@ -475,8 +480,24 @@ class Register:
             redacted += len(tx.execute("DELETE FROM case_corrections WHERE case_id = ? RETURNING field", [case_id]))
             if redacted:
                 self._audit(tx, case_id, actor, "identifiers_redacted", {"identifiers": redacted})
-        self.backend.compact()
+        self._compact_after(f"case {case_id}: identifiers replaced by keyed hashes")
         return redacted
+
+    def compact(self) -> None:
+        """Compact the store (see the backends' ``compact``): deleted identifiers leave its
+        files. Raises :class:`RegisterError` when another connection keeps it busy."""
+        try:
+            self.backend.compact()
+        except CompactionBusy as exc:
+            raise RegisterError(f"register not compacted: {exc}; try again") from None
+
+    def _compact_after(self, done: str) -> None:
+        try:
+            self.backend.compact()
+        except CompactionBusy as exc:
+            raise CompactionPending(f"{done}, but the register is not compacted yet ({exc}), so the deleted values "
+                                    "may remain in its free pages or WAL: run `contact-register request compact`"
+                                    ) from None
 
     def expired_exports(self, now: datetime | None = None) -> list[tuple[str, str]]:
         now_s = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
@@ -489,8 +510,10 @@ class Register:
 
     def close_case(self, case_id: str, *, outcome: str, actor: str, force: bool = False) -> Case:
         """Close the case. Open per-system work (pending, manual task open, failed, held) blocks
-        closing unless ``force``. The identifiers given are deleted: accountability needs only the keyed
-        hashes, the states and the audit trail."""
+        closing unless ``force``. The identifiers given and a rectification's corrected values are
+        deleted, then the store is compacted so their bytes leave its files too (raises
+        :class:`CompactionPending`, the case closed, when that must be retried): accountability
+        needs only the keyed hashes, the states and the audit trail."""
         outcome = _text(outcome, "outcome", limit=500)
         actor = _text(actor, "actor", limit=200)
         with self.backend.transaction() as tx:
@@ -509,6 +532,7 @@ class Register:
             self._audit(tx, case_id, actor, "case_closed",
                         {"outcome": outcome, "forced_open_systems": still_open if force else [],
                          "identifiers_deleted": n_ids})
+        self._compact_after(f"case {case_id} is closed")
         return self.get(case_id)
 
     # -- reading ----------------------------------------------------------------------------

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 DEFAULT_SQLITE_PATH = "data/register.sqlite"
 SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_MS = 60000  # a write waits this long for another process's write lock
+COMPACT_WAIT_MS = 5000  # a compaction waits this long for other readers to leave the WAL
 
 _STATES = ("pending", "found", "not_found", "done", "failed", "manual_open", "manual_answered", "held",
            "not_applicable")
@@ -183,6 +184,15 @@ ADDED_COLUMNS = [
 ]
 
 
+# Tables whose deleted rows held personal values (identifiers, a rectification's corrections):
+# rewritten after a case closes or an erased person's identifiers are replaced by hashes.
+PERSONAL_TABLES = ("case_identifiers", "case_corrections")
+
+
+class CompactionBusy(RuntimeError):
+    """The store could not be compacted now (another connection holds it); try again."""
+
+
 class Tx:
     """One open transaction: ``execute`` returns the rows (a list of tuples) or []."""
 
@@ -228,9 +238,12 @@ class SqliteBackend(Backend):
         self._con = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA busy_timeout=60000")
+        self._con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._con.execute("PRAGMA foreign_keys=ON")
         self._con.execute("PRAGMA synchronous=FULL")  # a recorded action must survive a crash
+        # Deleted rows are overwritten with zeros in their pages, so an identifier leaves the file
+        # at the next checkpoint even if a compaction (VACUUM, WAL truncation) cannot run then.
+        self._con.execute("PRAGMA secure_delete=ON")
         try:
             self.path.chmod(0o600)
         except OSError:
@@ -262,16 +275,20 @@ class SqliteBackend(Backend):
         self._con.close()
 
     def compact(self) -> None:
-        """Rewrite the file without free pages and empty the WAL: after identifiers are
-        replaced, their old bytes must not linger in either."""
+        """Rewrite the file without free pages and empty the WAL: after identifiers are deleted
+        or replaced, their old bytes must not linger in either. Raises :class:`CompactionBusy`
+        when another connection's open read keeps the WAL in use."""
         with self._lock:
             self._con.execute("VACUUM")
-            for _ in range(50):
+            # A TRUNCATE checkpoint waits (busy handler) for readers of older snapshots: up to
+            # COMPACT_WAIT_MS here, not the minute a write may wait for the lock.
+            self._con.execute(f"PRAGMA busy_timeout={COMPACT_WAIT_MS}")
+            try:
                 busy = self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-                if not busy:
-                    return
-                time.sleep(0.1)  # a reader in another process holds an old snapshot
-            raise RuntimeError(f"register {self.path.name}: WAL still in use by another connection; compact again")
+            finally:
+                self._con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if busy:
+                raise CompactionBusy("the register's WAL is still in use by another connection")
 
 
 class PostgresBackend(Backend):
@@ -305,9 +322,14 @@ class PostgresBackend(Backend):
         self._con.close()
 
     def compact(self) -> None:
-        """Rewrite case_identifiers so replaced values leave the table's pages (dead tuples)."""
+        """Rewrite the tables that held deleted or replaced personal values (VACUUM FULL writes
+        new files from the live rows, indexes included, and drops the old ones), so dead tuples
+        no longer hold them. Not reached: copies in the server's WAL segments until they are
+        recycled, in a WAL archive, replicas' WAL and backups until their retention ends, and the
+        dropped files' blocks on the file system until reused (PostgreSQL never overwrites them)."""
         with self._lock:
-            self._con.execute("VACUUM FULL case_identifiers")
+            for table in PERSONAL_TABLES:
+                self._con.execute(f"VACUUM FULL {table}")  # names: constants of this module
 
 
 def open_backend(url: str | None) -> Backend:
