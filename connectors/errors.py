@@ -19,6 +19,9 @@ those hold personal data.
 from __future__ import annotations
 
 
+VENDOR_TEXT_MARK = " (vendor said: "  # starts the vendor's text at the end of a message
+
+
 class ConnectorError(Exception):
     def __init__(
         self,
@@ -28,14 +31,19 @@ class ConnectorError(Exception):
         status: int | None = None,
         method: str = "",
         path: str = "",
+        vendor_text: str = "",
     ) -> None:
         self.system = system
         self.status = status
         self.method = method
         self.path = path
+        # The vendor's own error text may quote what it refused (an address, a name): kept on the
+        # exception for whoever holds it, left out of describe() and so of every record.
+        self.vendor_text = vendor_text
         where = " ".join(p for p in (system, method, path) if p)
         status_text = f" -> HTTP {status}" if status is not None else ""
-        super().__init__(f"{where}{status_text}: {message}" if where else message)
+        self.own_text = f"{where}{status_text}: {message}" if where else message
+        super().__init__(self.own_text + (f"{VENDOR_TEXT_MARK}{vendor_text})" if vendor_text else ""))
 
 
 class RetryableError(ConnectorError):
@@ -81,8 +89,10 @@ class SettingMissing(SafeMessage, ValueError):
 
 def describe(exc: BaseException, limit: int = 1500) -> str:
     """An exception as text for logs, cases and Dagster: the class name, plus the message for
-    connector errors and :class:`SafeMessage` exceptions. A foreign exception's text may quote
+    connector errors (without the vendor's text) and :class:`SafeMessage` exceptions. A foreign exception's text may quote
     personal data (a URL with an address in it, a library echoing a value), so it is left out."""
-    if isinstance(exc, (ConnectorError, SafeMessage)):
+    if isinstance(exc, ConnectorError):
+        return f"{type(exc).__name__}: {exc.own_text}"[:limit]
+    if isinstance(exc, SafeMessage):
         return f"{type(exc).__name__}: {exc}"[:limit]
     return type(exc).__name__

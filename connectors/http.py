@@ -284,21 +284,23 @@ class HttpClient:
 
     def _error_for(self, response: requests.Response, where: dict) -> ConnectorError:
         status = response.status_code
-        text = _vendor_message(response)
+        # Our own words make the message; the vendor's text rides along apart (it may quote
+        # personal data), so describe() can leave it out of cases and the audit trail.
+        where = dict(where, vendor_text=_vendor_message(response))
         if status == 429:
             wait = self.classify_429(response)
-            return RateLimitedError(text or "rate limited", retry_after=wait, status=status, **where)
+            return RateLimitedError("rate limited", retry_after=wait, status=status, **where)
         if status in RETRYABLE_STATUS:
-            return RetryableError(text or "server error", status=status, **where)
+            return RetryableError("server error", status=status, **where)
         if status in (401, 403):
-            return AuthError(text or "authentication failed", status=status, **where)
+            return AuthError("authentication failed", status=status, **where)
         if status in (404, 410):
-            return NotFoundError(text or "not found", status=status, **where)
+            return NotFoundError("not found", status=status, **where)
         if status in (400, 422):
-            return BadRequestError(text or "bad request", status=status, **where)
+            return BadRequestError("bad request", status=status, **where)
         if status >= 500:
-            return RetryableError(text or "server error", status=status, **where)
-        return FatalError(text or "unexpected status", status=status, **where)
+            return RetryableError("server error", status=status, **where)
+        return FatalError("unexpected status", status=status, **where)
 
     def _default_classify_429(self, response: requests.Response) -> float | None:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

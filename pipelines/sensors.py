@@ -32,7 +32,7 @@ from dagster import (
 
 from assets.checks.freshness import max_age_from_env, raw_store_syncs, utcnow
 from assets.resources import StorageResource
-from connectors.errors import ConnectorError, SafeMessage
+from connectors.errors import VENDOR_TEXT_MARK, ConnectorError, SafeMessage
 from pipelines.jobs.subject_export import RegisterResource
 from pipelines.notify import NotifierResource
 from pipelines.notify.notices import StepFailure, deadline_notice, freshness_notice, run_failure_notice
@@ -64,8 +64,9 @@ def _error_text(event) -> str:
         # A library's message may quote a value it choked on (a name, an address), and the notice
         # may go to a chat webhook: as describe() does for cases, the class name only.
         return f"{error.cls_name} (message left out, it may quote personal data: see the run's log)"
-    # The message starts with the exception's dotted class path; the class name is enough.
-    message = error.message.strip()
+    # The message starts with the exception's dotted class path; the class name is enough. A
+    # connector error's message ends with the vendor's own text, which may quote personal data.
+    message = error.message.strip().split(VENDOR_TEXT_MARK, 1)[0]
     prefix = message.split(": ", 1)
     return f"{error.cls_name}: {prefix[1] if len(prefix) == 2 and '.' in prefix[0] else message}"
 
