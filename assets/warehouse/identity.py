@@ -141,8 +141,7 @@ def resolve(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, str, str]
     # something contradicts (identity_name_org.sql); it needs the components above to tell one
     # person's records from namesakes.
     _run(con, "identity_name_org.sql")
-    if _drop_contradicting_chains(con):
-        con.execute("INSERT INTO id_links SELECT * FROM id_name_org_links")
+    if con.execute("INSERT INTO id_links SELECT * FROM id_name_org_links").fetchone()[0]:
         result.rounds += _merge_components(con, "id_name_org_links")
     # Nameless records whose address reads as a name join the one person of that name at that
     # company (identity_email_name.sql), among the components so far.
@@ -173,33 +172,6 @@ def resolve(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, str, str]
     """).fetchone()
     result.records, result.clusters, result.pairs_compared, result.links, result.review = counts
     return result
-
-
-def _drop_contradicting_chains(con: duckdb.DuckDBPyConnection) -> int:
-    """Each name_org link is checked within its group only; through a person seen at two
-    organisations, links of two groups can chain two components that contradict each other
-    (different personal addresses at one company domain, not an address and its short alias).
-    Such chains lose all their name_org links.
-    Returns the number of links left."""
-    if not con.execute("SELECT count(*) FROM id_name_org_links").fetchone()[0]:
-        return 0
-    _component_links(con, "id_name_org_links")
-    _components(con, "id_merge_links", "id_merge_label")
-    con.execute("""
-        DELETE FROM id_name_org_links WHERE l IN (
-            SELECT n.l FROM id_name_org_links AS n
-            LEFT JOIN id_label AS a ON a.rid = n.l
-            JOIN id_merge_label AS m ON m.rid = coalesce(a.c, n.l)
-            WHERE m.c IN (
-                SELECT a.m FROM
-                    (SELECT ml.c AS m, ml.rid, cm.domain, cm.alias_keys FROM id_merge_label AS ml
-                     JOIN id_comp_mail AS cm ON cm.c = ml.rid) AS a
-                JOIN (SELECT ml.c AS m, ml.rid, cm.domain, cm.alias_keys FROM id_merge_label AS ml
-                      JOIN id_comp_mail AS cm ON cm.c = ml.rid) AS b
-                  ON b.m = a.m AND b.domain = a.domain AND b.rid > a.rid
-                WHERE NOT list_has_any(a.alias_keys, b.alias_keys)))
-    """)
-    return con.execute("SELECT count(*) FROM id_name_org_links").fetchone()[0]
 
 
 def _component_links(con: duckdb.DuckDBPyConnection, new_links: str) -> None:

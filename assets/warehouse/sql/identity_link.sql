@@ -94,8 +94,8 @@ CREATE OR REPLACE TEMP TABLE id_feat AS
 WITH cand AS (SELECT l AS rid FROM id_pair_via UNION SELECT r FROM id_pair_via)
 SELECT c.rid, n.name_key, coalesce(p.given, []) AS given, coalesce(p.surname, []) AS surname,
        coalesce(i.emails, []) AS emails, coalesce(i.email_stems, []) AS email_stems,
-       coalesce(i.phones, []) AS phones, coalesce(i.email_domains, []) AS email_domains,
-       coalesce(i.email_alias_keys, []) AS email_alias_keys, coalesce(o.orgs, []) AS orgs
+       coalesce(i.phones, []) AS phones, coalesce(i.email_alias_keys, []) AS email_alias_keys,
+       coalesce(o.orgs, []) AS orgs
 FROM cand AS c
 LEFT JOIN id_names AS n USING (rid)
 LEFT JOIN id_name_parts AS p USING (rid)
@@ -104,8 +104,7 @@ LEFT JOIN (
            list_distinct(list(value_norm) FILTER (WHERE kind = 'email')) AS emails,
            list_distinct(list(regexp_replace(value_norm, '\d+@', '@')) FILTER (WHERE kind = 'email')) AS email_stems,
            list_distinct(list(value_norm) FILTER (WHERE kind = 'phone')) AS phones,
-           list_distinct(list(split_part(value_norm, '@', 2)) FILTER (
-               WHERE kind = 'email' AND split_part(value_norm, '@', 2) NOT IN (SELECT domain FROM id_freemail))) AS email_domains,
+           -- company (not free-mail) addresses up to the short alias: joonas.laine@ -> jlaine@
            list_distinct(list(email_alias_key(value_norm)) FILTER (
                WHERE kind = 'email' AND split_part(value_norm, '@', 2) NOT IN (SELECT domain FROM id_freemail))) AS email_alias_keys
     FROM id_ids
@@ -170,7 +169,8 @@ levels AS (
                 WHEN list_has_any(a.email_stems, b.email_stems) THEN 'numbered'  -- matti.virtanen2@ is another Matti
                 WHEN list_has_any(a.email_alias_keys, b.email_alias_keys) THEN 'alias'  -- joonas.laine@ and jlaine@
                 -- two other personal addresses at one company: a namesake colleague (joonas.k.laine@)
-                WHEN list_has_any(a.email_domains, b.email_domains) THEN 'other_at_domain'
+                WHEN list_has_any(list_transform(a.email_alias_keys, lambda k: split_part(k, '@', 2)),
+                                  list_transform(b.email_alias_keys, lambda k: split_part(k, '@', 2))) THEN 'other_at_domain'
                 ELSE 'disagree' END AS email_level,
            CASE WHEN p.phone_personal THEN 'agree'
                 WHEN p.phone_any THEN 'shared'

@@ -6,8 +6,7 @@
 -- form, case, accents and punctuation, also without a town after the first word; the business
 -- id and the names written beside it; the company email domain).
 -- Inputs: id_names, id_orgs, id_ids, id_freemail, id_params, id_decisions, id_rec and id_label
--- (the components so far, from identity.py). Output: id_name_org_links(l, r, rule, probability)
--- and id_comp_mail(c, domain, alias_keys) for the chain check in identity.py.
+-- (the components so far, from identity.py). Output: id_name_org_links(l, r, rule, probability).
 --
 -- Contradicting evidence keeps a whole name-at-organisation group apart:
 --   * two of its components have different personal addresses at the same company domain:
@@ -75,7 +74,9 @@ WHERE d.decision = 'split';
 
 -- The organisation has several keys (name, business id, domain), so the namesakes may meet
 -- under one key and the name-only record under another: a group that shares a component with
--- a contradicted group is contradicted too.
+-- a contradicted group is contradicted too. (This also keeps links of two groups from chaining
+-- namesakes through a person seen at two organisations: namesakes of one name with addresses
+-- at one domain meet in that domain's group.)
 INSERT INTO id_no_contradicted
 SELECT DISTINCT m.g FROM id_no_members AS m
 WHERE m.g IN (SELECT g FROM id_no_groups)
