@@ -6,7 +6,7 @@
 - ``raw_freshness_alert`` (hourly): systems whose raw tables have not been refreshed for
   ``FRESHNESS_MAX_AGE_HOURS`` (default 36); once per stale spell, not every hour.
 - ``deadline_digest`` job, 08:00 Europe/Helsinki: overdue cases, cases due within 7 days, open
-  manual tasks, stale systems.
+  manual tasks, stale systems; it also deletes export packages past their expiry date.
 """
 
 import json
@@ -32,8 +32,9 @@ from dagster import (
 
 from assets.checks.freshness import max_age_from_env, raw_store_syncs, utcnow
 from assets.resources import StorageResource
+from connectors.clock import today_helsinki
 from connectors.errors import VENDOR_TEXT_MARK, ConnectorError, SafeMessage
-from pipelines.jobs.subject_export import RegisterResource
+from pipelines.jobs.subject_export import RegisterResource, purge_expired
 from pipelines.notify import NotifierResource
 from pipelines.notify.notices import StepFailure, deadline_notice, freshness_notice, run_failure_notice
 
@@ -123,22 +124,27 @@ class DeadlineDigestConfig(Config):
 @op(tags={"register/step": "deadline_digest"})
 def send_deadline_digest(context: OpExecutionContext, config: DeadlineDigestConfig, register: RegisterResource,
                          storage: StorageResource, notifier: NotifierResource):
-    """Mail the overdue cases, the cases due soon, the open manual tasks and the stale systems."""
-    today = date.fromisoformat(config.today) if config.today else date.today()
+    """Delete expired export packages, then mail the overdue cases, the cases due soon, the open
+    manual tasks and the stale systems."""
+    today = date.fromisoformat(config.today) if config.today else today_helsinki()
     now, max_age = utcnow(), max_age_from_env()
     stale = [s for s in raw_store_syncs(storage.raw_dir_path()) if s.is_stale(now, max_age)]
     reg = register.open()
     try:
+        # Daily, so a package leaves the export folder on time even when no other export runs.
+        purged = purge_expired(reg, register.export_path(), actor=f"dagster:{context.run.run_id}")
         notice = deadline_notice(reg, today=today, soon_days=config.soon_days, stale=stale, now=now)
     finally:
         reg.close()
+    context.log.info(f"{purged} expired export packages deleted")
     if notice is None:
         context.log.info("nothing due, overdue or open: no mail")
-        return Output({}, metadata={"sent_by": "nobody (nothing to report)"})
+        return Output({}, metadata={"sent_by": "nobody (nothing to report)", "expired_exports_removed": purged})
     used = notifier.send(notice)
     counts = {k: len(v) for k, v in notice.facts.items()}
     context.log.info(f"digest {counts} " + (f"sent by {', '.join(used)}" if used else f"not sent: {NOT_CONFIGURED}"))
-    return Output(counts, metadata={**counts, "sent_by": ", ".join(used) or f"nobody: {NOT_CONFIGURED}"})
+    return Output(counts, metadata={**counts, "sent_by": ", ".join(used) or f"nobody: {NOT_CONFIGURED}",
+                                    "expired_exports_removed": purged})
 
 
 @job(name="deadline_digest", description="The daily mail: overdue cases, cases due within 7 days, open manual "

@@ -72,13 +72,21 @@ class SubjectExportConfig(Config):
     """Read from the systems' APIs what the sync does not keep (mail, change history)."""
 
 
+def remove_export(register: Register, export_dir: Path, case_id: str, file_name: str, *, actor: str,
+                  reason: str) -> None:
+    """Delete one export package and record it in the case's trail (the checksum stays)."""
+    path = export_dir / Path(file_name).name
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    register.record_export_removed(case_id, file_name=file_name, actor=actor, reason=reason, file_existed=existed)
+
+
 def purge_expired(register: Register, export_dir: Path, actor: str) -> int:
-    """Delete export packages past their expiry date; the case keeps the checksum and the trail."""
+    """Delete export packages past their expiry date (run by every export and by the daily
+    deadline digest); the case keeps the checksum and the trail."""
     removed = 0
     for case_id, file_name in register.expired_exports():
-        path = export_dir / Path(file_name).name
-        path.unlink(missing_ok=True)
-        register.record_export_removed(case_id, file_name=file_name, actor=actor, reason="expired")
+        remove_export(register, export_dir, case_id, file_name, actor=actor, reason="expired")
         removed += 1
     return removed
 
@@ -147,9 +155,12 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
         for system, r in result.results.items():
             detail = "; ".join(r.notes) or None
             outcomes[system] = {"state": r.state, "records": r.count(), "detail": detail, "error": r.error}
-        register.record_export(case.case_id, file_name=result.path.name, sha256=result.sha256, size=result.size,
-                               expires_at=result.expires_at.isoformat(timespec="seconds"), actor=actor,
-                               systems=outcomes)
+        replaced = register.record_export(case.case_id, file_name=result.path.name, sha256=result.sha256,
+                                          size=result.size, expires_at=result.expires_at.isoformat(timespec="seconds"),
+                                          actor=actor, systems=outcomes)
+        if replaced:
+            # A re-run's package supersedes the earlier one: only the newest is kept for sending.
+            remove_export(register, export_dir, case.case_id, replaced, actor=actor, reason="replaced by a new export")
     finally:
         if live is not None:
             live.close()
@@ -173,6 +184,7 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
         "persons_found": len(result.subject.person_ids),
         "ambiguous_identifiers": result.subject.ambiguous_identifiers,
         "expired_exports_removed": purged,
+        "replaced_export_removed": replaced or "",
     }
     for system, r in result.results.items():
         kinds = ", ".join(f"{k} {n}" for k, n in r.counts().items())

@@ -408,25 +408,34 @@ class Register:
                             held_until=until.isoformat() if until else None)
 
     def record_export(self, case_id: str, *, file_name: str, sha256: str, size: int, expires_at: str,
-                      actor: str, systems: dict[str, dict]) -> None:
-        """The export's file, checksum and expiry, plus each system's outcome, in one transaction."""
+                      actor: str, systems: dict[str, dict]) -> str | None:
+        """The export's file, checksum and expiry, plus each system's outcome, in one transaction.
+        Returns the file name of the export this one replaces (to be deleted by the caller and
+        recorded with :meth:`record_export_removed`), or None."""
         with self.backend.transaction() as tx:
-            self._open_case(tx, case_id)
+            case = self._open_case(tx, case_id)
             for system, outcome in systems.items():
                 self._set_state(tx, case_id, system, outcome["state"], actor, records=outcome.get("records"),
                                 detail=outcome.get("detail"), error=outcome.get("error"))
             tx.execute("UPDATE cases SET export_file = ?, export_sha256 = ?, export_bytes = ?, export_expires_at = ? "
                        "WHERE case_id = ?", [file_name, sha256, size, expires_at, case_id])
+            replaced = case.export_file if case.export_file and case.export_file != file_name else None
             self._audit(tx, case_id, actor, "export_written",
-                        {"file": file_name, "sha256": sha256, "bytes": size, "expires_at": expires_at})
+                        {"file": file_name, "sha256": sha256, "bytes": size, "expires_at": expires_at,
+                         "replaces": replaced})
+        return replaced
 
-    def record_export_removed(self, case_id: str, *, file_name: str, actor: str, reason: str) -> None:
+    def record_export_removed(self, case_id: str, *, file_name: str, actor: str, reason: str,
+                              file_existed: bool | None = None) -> None:
+        """Record that an export package was deleted (``reason``: expired, replaced ...);
+        ``file_existed`` False when it was already gone from the export folder."""
         with self.backend.transaction() as tx:
             self._case_row(tx, case_id)
             # The checksum stays (proof of what was sent); the file name goes with the file.
             tx.execute("UPDATE cases SET export_file = NULL, export_expires_at = NULL WHERE case_id = ? "
                        "AND export_file = ?", [case_id, file_name])
-            self._audit(tx, case_id, actor, "export_removed", {"file": file_name, "reason": reason})
+            self._audit(tx, case_id, actor, "export_removed",
+                        {"file": file_name, "reason": reason, "file_existed": file_existed})
 
     def record_event(self, case_id: str, action: str, detail: dict, *, actor: str) -> None:
         """Append an event to a case's trail, open or closed (e.g. a marketing ban applied again
