@@ -8,6 +8,8 @@ bought contact list against the warehouse.
     identity resolve IN.csv OUT.csv         cluster a file of records (the pipeline's resolver)
     identity screen LIST.csv OUT.csv        previously erased / marketing ban / existing / new, per row
 
+The resolve input has the columns record_id, system, name, email, phone and organisation, and
+optionally business_id (a Y-tunnus or FI VAT number: the organisation when it is known).
 Record keys look like ``pipedrive:person:123``. Decisions are stored in IDENTITY_DECISIONS_PATH
 (default beside WAREHOUSE_PATH) and apply from the next warehouse build on.
 """

@@ -9,11 +9,19 @@ batch tool: both put records into ``staging.source_persons`` and call :func:`res
    shared phone, or the same name at the same organisation), compares them at Fellegi-Sunter
    levels and decides each pair: deterministic rules first (same personal email with a fitting
    name; same personal phone with a fitting name, which includes a married-name change), then
-   the summed match weight for the rest. A record with no name whose company address reads as
-   a name ("matti.virtanen@yritys.fi") joins the one person of that name at that company
-   (``identity_email_name.sql``). Generic mailboxes (``info@``, ``laskutus@`` ... see
-   ``generic_local_parts``) never form a block, and an email or phone that several
-   differently-named people use counts as shared: it links nobody by itself. Pairs between the
+   the summed match weight for the rest, which links only with an agreeing personal email or
+   phone. Then, over the components: the same full name at the same organisation (compared
+   through normalised keys: legal form, case, accents and punctuation removed, a town after
+   the first word dropped, the business id and the names written beside it, the company email
+   domain) links unless contradicted by different personal addresses at one company domain,
+   two known people with different mobiles, or an operator split (``identity_name_org.sql``:
+   name-and-organisation-only records, inverted names, a switchboard or an old mobile). A
+   record with no name whose company address reads as a name ("matti.virtanen@yritys.fi")
+   joins the one person of that name at that company (``identity_email_name.sql``). Generic
+   mailboxes (``info@``, ``laskutus@`` ... see ``generic_local_parts``) never form a block,
+   and an email or phone that several differently-named people use counts as shared (a fixed
+   line given by people who share only a given name is a switchboard too): it links nobody by
+   itself. Pairs between the
    link and review thresholds go to the review table; an operator's confirm or split (kept in
    the :class:`~assets.warehouse.identity_state.IdentityState` store, outside the warehouse)
    overrides the decision.
@@ -51,7 +59,7 @@ FREEMAIL_DOMAINS = (
 
 # Finnish towns as they appear inside company names ("Sisämedia Oulu Oy" is Sisämedia's Oulu
 # office, its domain sisamedia.fi), accents stripped and lower case as in organisation keys:
-# the largest municipalities and regional centres (Statistics Finland's list of municipalities).
+# a selection of the larger municipalities and regional centres.
 TOWNS = (
     "helsinki", "espoo", "tampere", "vantaa", "oulu", "turku", "jyvaskyla", "lahti", "kuopio", "pori",
     "kouvola", "joensuu", "lappeenranta", "hameenlinna", "vaasa", "seinajoki", "rovaniemi", "mikkeli",
@@ -174,22 +182,17 @@ def resolve(con: duckdb.DuckDBPyConnection, decisions: list[tuple[str, str, str]
     return result
 
 
-def _component_links(con: duckdb.DuckDBPyConnection, new_links: str) -> None:
-    """id_merge_links: the links of ``new_links`` between the labels of the current components."""
+def _merge_components(con: duckdb.DuckDBPyConnection, new_links: str) -> int:
+    """id_label after adding ``new_links`` (a table of this module's rules), without
+    recomputing every component: the new links join whole components, so components of the
+    components (a small graph) are merged, and every record takes its merged label (the
+    smallest record id, as before)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE id_merge_links AS
         SELECT coalesce(a.c, e.l) AS l, coalesce(b.c, e.r) AS r
         FROM {new_links} AS e
         LEFT JOIN id_label AS a ON a.rid = e.l LEFT JOIN id_label AS b ON b.rid = e.r
     """)
-
-
-def _merge_components(con: duckdb.DuckDBPyConnection, new_links: str) -> int:
-    """id_label after adding ``new_links`` (a table of this module's rules), without
-    recomputing every component: the new links join whole components, so components of the
-    components (a small graph) are merged, and every record takes its merged label (the
-    smallest record id, as before)."""
-    _component_links(con, new_links)
     rounds = _components(con, "id_merge_links", "id_merge_label")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE id_label AS

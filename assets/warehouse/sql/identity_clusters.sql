@@ -2,8 +2,8 @@
 -- Inputs: id_rec, id_pairs, id_links, id_label (from identity.py).
 
 -- Each record's cluster is the smallest record key in its component; how it was linked is the
--- strongest link it takes part in (operator > email > phone > score > email_name, then
--- probability; email_name links have none).
+-- strongest link it takes part in (operator > email > phone > score > name_org, email_name,
+-- then probability; name_org and email_name links have none).
 CREATE OR REPLACE TABLE staging.record_clusters AS
 WITH best AS (
     SELECT rid, arg_max(rule, (CASE rule WHEN 'operator_confirm' THEN 4 WHEN 'email' THEN 3

@@ -1,6 +1,7 @@
 -- person_records: person_id -> every record about them; persons: one row per human.
 -- Expects staging.person_components(record_key, person_id, rule, score) from identity resolution:
--- rule is how the record was linked ('email', 'phone', 'score', 'email_name' (a nameless address
+-- rule is how the record was linked ('email', 'phone', 'score', 'name_org' (the same full name
+-- at the same organisation, nothing contradicting), 'email_name' (a nameless address
 -- that reads as the name of one person at that company), 'operator_confirm', or 'single' when
 -- nothing links it), score the match probability of that link (NULL for 'single').
 -- Records that point at a person record (deals, notes ...) carry rule '<system>:<kind>_id'.
