@@ -611,15 +611,18 @@ class NetvisorClient:
             raise BadPayloadError(f"unknown ResponseStatus {first[:40]!r}", status=http_status, **where)
         detail = " | ".join((s.text or "").strip() for s in statuses[1:])[:300] or "FAILED without a reason"
         category = detail.split("::", 1)[0].strip().upper()
+        # Netvisor's code is ours to show; its free text may quote what it refused (a name, an
+        # address), so it travels as vendor_text, which describe() and the trail leave out.
+        code = re.sub(r"[^A-Z0-9_]", "", category)[:60] or "FAILED"
         if category in _AUTH_CATEGORIES or http_status in (401, 403):
-            raise AuthError(f"authentication failed: {detail}", status=http_status, **where)
+            raise AuthError(f"authentication failed: {code}", status=http_status, vendor_text=detail, **where)
         if category in _RETRY_CATEGORIES:
-            raise RetryableError(detail, status=http_status, **where)
+            raise RetryableError(code, status=http_status, vendor_text=detail, **where)
         if "NOT_FOUND" in category or http_status == 404:
-            raise NotFoundError(detail, status=http_status, **where)
+            raise NotFoundError(code, status=http_status, vendor_text=detail, **where)
         if category == "INVALID_DATA":
-            raise InvalidDataError(detail, status=http_status, **where)
-        raise NetvisorError(detail, status=http_status, **where)
+            raise InvalidDataError(code, status=http_status, vendor_text=detail, **where)
+        raise NetvisorError(code, status=http_status, vendor_text=detail, **where)
 
     @staticmethod
     def _server_time(root: ET.Element) -> datetime | None:
