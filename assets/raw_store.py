@@ -148,6 +148,7 @@ class RawStore:
     def __init__(self, con: duckdb.DuckDBPyConnection, system: str) -> None:
         self.con = con
         self.system = system
+        self._in_transaction = False
         con.execute(BOOKKEEPING_SQL)
 
     def ensure(self, spec: TableSpec) -> None:
@@ -176,13 +177,22 @@ class RawStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All or nothing. Nested, it joins the outer transaction (a sync may commit several
+        pages at once: one commit instead of one per page)."""
+        if self._in_transaction:
+            yield
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        else:
+            self.con.execute("COMMIT")
+        finally:
+            self._in_transaction = False
 
     def apply_page(
         self,

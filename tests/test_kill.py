@@ -69,14 +69,15 @@ def test_sigkill_with_two_entities_mid_walk_then_rerun_converges(sandbox, tmp_pa
     pd.set_faults(rate=1.0, kinds=("slow",))
     pd.reset_stats()
     env = dict(os.environ, **sandbox.env())
-    # 4 a page: 60 organizations are 15 pages, 300 persons 75. Pages not yet committed are at
-    # most the reader queue (4) + one held by each reader (2) + one being written: after 9
-    # requests of each, both walks have committed pages, and organizations are not done.
-    worker = subprocess.Popen([sys.executable, "-m", "tests.sync_worker", str(raw), "4"], cwd=REPO, env=env)
+    # 2 a page: 60 organizations are 30 pages, 300 persons 150. Pages fetched but not committed
+    # are at most the reader queue (8) + a batch being gathered or written (8) + one held by
+    # each reader (2): after 22 requests of each, both walks have committed pages, and
+    # organizations are not done.
+    worker = subprocess.Popen([sys.executable, "-m", "tests.sync_worker", str(raw), "2"], cwd=REPO, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and worker.poll() is None:
         routes = pd.requests_by_route()
-        if min(routes.get("GET /api/v2/persons", 0), routes.get("GET /api/v2/organizations", 0)) >= 9:
+        if min(routes.get("GET /api/v2/persons", 0), routes.get("GET /api/v2/organizations", 0)) >= 22:
             break
         time.sleep(0.005)
     assert worker.poll() is None, "the sync finished before it could be killed"
