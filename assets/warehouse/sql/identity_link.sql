@@ -146,7 +146,7 @@ UNION
 -- stays personal (a married-name change).
 SELECT DISTINCT v.via, v.v
 FROM id_pair_via AS v JOIN id_pair_names AS n USING (l, r)
-WHERE v.via = 'phone' AND n.name_level <> 'exact' AND NOT regexp_matches(v.v, '^\+358(4|50)')
+WHERE v.via = 'phone' AND n.name_level NOT IN ('exact', 'missing') AND NOT regexp_matches(v.v, '^\+358(4|50)')
 UNION
 SELECT via, v FROM id_block WHERE via IN ('email', 'phone') GROUP BY via, v
 HAVING count(*) > (SELECT max_block FROM id_params);
