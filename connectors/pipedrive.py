@@ -195,7 +195,14 @@ class PipedriveClient:
         to the end of an update_time sort), which would skip a record. So the walk is keyed on
         time instead: each page asks again from the last update_time seen (inclusive, so the
         boundary records come back and are deduplicated downstream); only when a whole page
-        shares one timestamp does it step by offset within that second."""
+        shares one timestamp does it step by offset within that second.
+
+        Paging by offset within one fixed ``updated_since`` was considered (issue 18) and not
+        taken: it skips a record whenever one already read changes mid-walk, and detecting
+        that needs an overlap re-read per page anyway. Re-anchoring each page is keyset
+        paging: the server seeks its (update_time, id) index instead of counting an offset,
+        and the repeated boundary records cost about one page in 500 (201 requests for 100k
+        notes)."""
         since = updated_since
         start = 0
         while True:
