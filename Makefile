@@ -27,7 +27,7 @@ rt: $(VENV)/.installed
 
 # Start the sandbox, run nightly_sync once, serve the Dagster UI on 127.0.0.1:3000.
 demo: install rt
-	$(PY) -m pipelines.demo
+	$(PY) -m sandbox.demo
 
 # Run nightly_sync once against whatever the environment points at.
 sync: install

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult
 
-from assets.raw_store import EntityResult, RawStore, open_raw_store
+from contact_register.sync.raw_store import EntityResult, RawStore, open_raw_store
 from assets.resources import StorageResource
 
 

@@ -91,9 +91,9 @@ def generate(path: Path, persons: int) -> dict:
 
 
 def measure(path: Path, export_dir: Path, person: int) -> dict:
-    from pipelines.jobs.export import export_subject
-    from pipelines.register import validate_identifiers
-    from pipelines.register.description import load_description
+    from contact_register.requests.export.export import export_subject
+    from contact_register.requests.cases import validate_identifiers
+    from contact_register.description import load_description
 
     desc = load_description()
     con = duckdb.connect(str(path), read_only=True)

@@ -66,8 +66,8 @@ def serve(state_file: str) -> None:
 
 
 def sync(raw_dir: str) -> None:
-    from assets.google.sync import sync_google
-    from assets.raw_store import open_raw_store
+    from contact_register.sync.google.sync import sync_google
+    from contact_register.sync.raw_store import open_raw_store
     from connectors.google_workspace import GoogleWorkspaceClient, settings_from_env
 
     client = GoogleWorkspaceClient(settings_from_env(dict(os.environ)))

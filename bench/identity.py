@@ -33,7 +33,7 @@ def generate(folder: Path, records: int = RECORDS, seed: int = 18) -> int:
 
 
 def resolve(folder: Path) -> dict:
-    from pipelines.cli_identity import resolve_file
+    from contact_register.cli.identity import resolve_file
 
     started = time.perf_counter()
     summary = resolve_file(folder / "records.csv", folder / "resolved.csv")

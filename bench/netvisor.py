@@ -52,8 +52,8 @@ def serve(state_file: Path, persons: int, organizations: int) -> None:
 
 
 def sync(raw_dir: str, reconcile: bool) -> None:
-    from assets.netvisor.sync import sync_netvisor
-    from assets.raw_store import open_raw_store
+    from contact_register.sync.netvisor.sync import sync_netvisor
+    from contact_register.sync.raw_store import open_raw_store
     from connectors.netvisor import NetvisorClient
 
     e = os.environ

@@ -12,9 +12,9 @@ import os
 import resource
 import time
 
-from assets.pipedrive.sync import sync_pipedrive
-from assets.raw_store import open_raw_store
-from assets.warehouse.build import build_warehouse
+from contact_register.sync.pipedrive.sync import sync_pipedrive
+from contact_register.sync.raw_store import open_raw_store
+from contact_register.warehouse.build import build_warehouse
 from connectors.pipedrive import PipedriveClient
 
 

@@ -30,8 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from assets.raw_store import open_raw_store
-from assets.request_tracker.sync import sync_request_tracker
+from contact_register.sync.raw_store import open_raw_store
+from contact_register.sync.request_tracker.sync import sync_request_tracker
 from connectors.request_tracker import RequestTrackerClient
 
 CACHE_DIR = Path(os.environ.get("BENCH_CACHE_DIR", "data/bench-cache"))

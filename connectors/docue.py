@@ -83,7 +83,7 @@ class DocueClient:
 
         - ``by_email``: (document, signer) for every signer with one of the e-mails.
         - ``without_email``: every signer that has no e-mail at all: the caller matches them by
-          the subject's full name (``pipelines/erasure/matching.py``). A name is not proof of
+          the subject's full name (``contact_register/requests/erasure/matching.py``). A name is not proof of
           identity: such matches are for the officer to confirm, never acted on.
         - ``unverified``: why the answer cannot prove absence (no ``signatures`` relation in the
           answer, or Docue refusing the include; see the module docstring).

@@ -1,4 +1,4 @@
-"""Data-subject operations on Google Workspace: find, erase, ban one email address (the subject export reads live in pipelines/jobs/exporters.py, where others' data is cut).
+"""Data-subject operations on Google Workspace: find, erase, ban one email address (the subject export reads live in contact_register/requests/export/exporters.py, where others' data is cut).
 
 Run them with a client whose settings carry ``SCOPES_WRITE`` (permanent Gmail deletion needs
 ``https://mail.google.com/``). Every operation walks every mailbox of the directory.

@@ -4,15 +4,13 @@ tolerates at once.
 A job that touches a system carries the run tag ``register/system-<name>: "true"``; the
 instance's run queue (``tag_concurrency_limits`` in dagster.yaml) admits at most
 ``SYSTEM_RUN_LIMITS[name]`` such runs at a time. Netvisor allows one request in flight per
-customer, so one run; the others have burst limits that two runs share comfortably.
+customer, so one run; the others have burst limits that two runs share comfortably. The limits
+themselves live in the core (``contact_register/sync/limits.py``), which the sync follows too.
 """
 
-SYSTEM_RUN_LIMITS: dict[str, int] = {
-    "pipedrive": 2,
-    "google": 2,
-    "netvisor": 1,
-    "request_tracker": 2,
-}
+from contact_register.sync.limits import SYSTEM_RUN_LIMITS
+
+__all__ = ["SYSTEM_RUN_LIMITS", "system_tag", "tags_for", "tag_concurrency_limits"]
 
 
 def system_tag(system: str) -> str:

@@ -1,4 +1,4 @@
-"""Sensors and the daily digest that tell operators what needs them (delivery: pipelines/notify).
+"""Sensors and the daily digest that tell operators what needs them (delivery: contact_register/notify).
 
 - ``run_failure_alert``: one notice per failed run of any job of this code location
   (``nightly_sync`` and every request job); a run the instance will retry is reported only when
@@ -30,13 +30,12 @@ from dagster import (
     sensor,
 )
 
-from assets.checks.freshness import max_age_from_env, raw_store_syncs, utcnow
-from assets.resources import StorageResource
+from contact_register.warehouse.checks.freshness import max_age_from_env, raw_store_syncs, utcnow
+from assets.resources import StorageResource, RegisterResource, NotifierResource
 from connectors.clock import today_helsinki
 from connectors.errors import VENDOR_TEXT_MARK, ConnectorError, SafeMessage
-from pipelines.jobs.subject_export import RegisterResource, purge_expired
-from pipelines.notify import NotifierResource
-from pipelines.notify.notices import StepFailure, deadline_notice, freshness_notice, run_failure_notice
+from pipelines.jobs.subject_export import purge_expired
+from contact_register.notify.notices import StepFailure, deadline_notice, freshness_notice, run_failure_notice
 
 # Set by Dagster on a failed run when its run-retry policy will launch another attempt.
 WILL_RETRY_TAG = "dagster/will_retry"

@@ -3,8 +3,8 @@
 import os
 import sys
 
-from assets.pipedrive.sync import sync_pipedrive
-from assets.raw_store import open_raw_store
+from contact_register.sync.pipedrive.sync import sync_pipedrive
+from contact_register.sync.raw_store import open_raw_store
 from connectors.pipedrive import PipedriveClient
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.warehouse.build import build_warehouse
+from contact_register.warehouse.build import build_warehouse
 from tests.test_pipedrive_sync import run_sync
 
 REPO = Path(__file__).resolve().parents[1]

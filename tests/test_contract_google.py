@@ -31,8 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from googleapiclient import http as gapi_http
 
-from assets.google.sync import sync_google
-from assets.raw_store import open_raw_store
+from contact_register.sync.google.sync import sync_google
+from contact_register.sync.raw_store import open_raw_store
 from connectors import google_workspace_ops as ops
 from connectors.google_workspace import SCOPES_WRITE
 from tests.test_google_sync import make_google_client

@@ -21,13 +21,13 @@ from urllib.parse import urlparse
 
 import pytest
 
-from assets.pipedrive.sync import sync_pipedrive
-from assets.raw_store import open_raw_store
+from contact_register.sync.pipedrive.sync import sync_pipedrive
+from contact_register.sync.raw_store import open_raw_store
 from connectors.http import HttpClient
-from pipelines.erasure.pipedrive import PipedriveEraser
-from pipelines.erasure.policy import system_policy
-from pipelines.register import validate_identifiers
-from pipelines.writeback.base import Clients, WritebackSubject
+from contact_register.requests.erasure.pipedrive import PipedriveEraser
+from contact_register.requests.erasure.policy import system_policy
+from contact_register.requests.cases import validate_identifiers
+from contact_register.requests.writeback.base import Clients, WritebackSubject
 from tests.conftest import make_client
 from tests.contracts.pipedrive.schemas import CONTRACT, Any_, Obj, check, node
 
@@ -167,7 +167,7 @@ def test_contract_catches_a_field_the_imitation_invents(sandbox, tmp_path, monke
 
 def test_contract_catches_a_field_the_connector_reads(sandbox, tmp_path, monkeypatch):
     """... and so is a read of an undocumented name (v1's ``email`` on a v2 person)."""
-    import assets.pipedrive.extract as extract
+    import contact_register.sync.pipedrive.extract as extract
 
     original = extract.extract
 
@@ -177,7 +177,7 @@ def test_contract_catches_a_field_the_connector_reads(sandbox, tmp_path, monkeyp
         return original(entity, record, *args)
 
     monkeypatch.setattr(extract, "extract", reading_v1_email)
-    monkeypatch.setattr("assets.pipedrive.sync.extract", reading_v1_email)
+    monkeypatch.setattr("contact_register.sync.pipedrive.sync.extract", reading_v1_email)
     rec = Recorder(monkeypatch)
     exercise(sandbox, tmp_path)
     assert "GET /api/v2/persons: the connector reads data.[].email, which is not in the contract" in rec.problems()

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from connectors.http import HttpClient
-from pipelines.erasure.registry import load_erasers
-from pipelines.marketing_ban.registry import BANNERS
+from contact_register.requests.erasure.registry import load_erasers
+from contact_register.requests.marketing_ban.registry import BANNERS
 from tests.test_small_processors import clients, humans, subject_of, work_address_contacts  # noqa: F401 - fixture
 
 CONTRACTS = Path(__file__).parent / "contracts" / "small"

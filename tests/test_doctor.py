@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from pipelines.cli import main
-from pipelines.doctor import FAIL, OK, run_checks
+from contact_register.cli import main
+from contact_register.doctor import FAIL, OK, run_checks
 
 ALL = ("pipedrive", "google", "netvisor", "request_tracker", "trustmary", "matomo", "docue")
 

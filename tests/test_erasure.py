@@ -17,16 +17,16 @@ import pytest
 import requests
 from dagster import DagsterInstance, EnvVar
 
-from assets.google.assets import GoogleWorkspaceResource
-from assets.raw_store import raw_path
-from assets.warehouse.build import build_warehouse
-from assets.warehouse.normalize import normalize_email, normalize_phone
+from assets.resources import GoogleWorkspaceResource
+from contact_register.sync.raw_store import raw_path
+from contact_register.warehouse.build import build_warehouse
+from contact_register.warehouse.normalize import normalize_email, normalize_phone
 from pipelines.definitions import defs
-from pipelines.erasure.byte_scan import scan
-from pipelines.erasure.flow import due_followups
+from contact_register.requests.erasure.byte_scan import scan
+from contact_register.requests.erasure.flow import due_followups
 from pipelines.jobs.erasure import erasure
-from pipelines.register import open_register, validate_identifiers
-from pipelines.suppression import SuppressionList
+from contact_register.requests.cases import open_register, validate_identifiers
+from contact_register.requests.suppression.store import SuppressionList
 from tests.conftest import make_client
 from tests.test_pipedrive_sync import run_sync
 
@@ -183,7 +183,7 @@ def new_case(p: Planted | None, *, approve=True, email=None) -> str:
 def answer_manual_tasks(case_id) -> list[str]:
     """The officer records an answer for every open manual task (Dealfront, the Secapp service
     ...) through the command line, as the runbook says."""
-    from pipelines.cli import main as cli
+    from contact_register.cli import main as cli
 
     _, case = states(case_id)
     manual = sorted(s for s, st in case.systems.items() if st.state == "manual_open")
@@ -442,9 +442,9 @@ def test_masking_policy_keeps_vendor_shapes(sandbox, tmp_path):
     and no phones; a second plan finds nothing left."""
     from email_validator import validate_email
 
-    from pipelines.erasure.pipedrive import PipedriveEraser
-    from pipelines.erasure.policy import system_policy
-    from pipelines.writeback.base import Clients, WritebackSubject
+    from contact_register.requests.erasure.pipedrive import PipedriveEraser
+    from contact_register.requests.erasure.policy import system_policy
+    from contact_register.requests.writeback.base import Clients, WritebackSubject
 
     pd = make_client(sandbox)
     email = f"maski.{uuid.uuid4().hex[:6]}@esimerkki.fi"
@@ -488,9 +488,9 @@ def test_hold_sensor_launches_the_follow_up_once_the_hold_has_ended(tmp_path, mo
 def test_only_a_role_mailbox_is_not_put_on_the_suppression_list(tmp_path, monkeypatch):
     """The flow itself, no systems: a case known only by info@ puts nothing on the list (a
     colleague's re-collected contact must not be banned) and records why."""
-    from pipelines.erasure.flow import run_erasure
-    from pipelines.jobs.exporters import LiveContext
-    from pipelines.writeback.base import Outcome
+    from contact_register.requests.erasure.flow import run_erasure
+    from contact_register.requests.export.exporters import LiveContext
+    from contact_register.requests.writeback.base import Outcome
 
     monkeypatch.setenv("REGISTER_HMAC_KEY", "test-key-" + "x" * 32)
     monkeypatch.delenv("SUPPRESSION_KEY", raising=False)
@@ -517,9 +517,9 @@ def test_activity_subject_and_attendees_are_erased_and_do_not_return_with_the_ne
     lists them among its attendees (email, name, person id) beside a colleague and another
     customer. Erasure must replace the subject, drop only the person's attendee entry, and the
     next sync must carry neither the name nor the email into the raw store or the warehouse."""
-    from pipelines.erasure.pipedrive import PipedriveEraser
-    from pipelines.erasure.policy import system_policy
-    from pipelines.writeback.base import Clients, WritebackSubject
+    from contact_register.requests.erasure.pipedrive import PipedriveEraser
+    from contact_register.requests.erasure.policy import system_policy
+    from contact_register.requests.writeback.base import Clients, WritebackSubject
 
     monkeypatch.setenv("REGISTER_URL", str(tmp_path / "register.sqlite"))
     monkeypatch.setenv("REGISTER_HMAC_KEY", "test-key-" + "x" * 32)

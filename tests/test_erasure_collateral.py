@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from dagster import Config, DagsterInstance, build_reconstructable_job, execute_job, job, op
 
-from pipelines.erasure.own_stores import erase_own_stores
-from pipelines.register import open_register, validate_identifiers
-from pipelines.writeback.base import WritebackSubject
+from contact_register.requests.erasure.own_stores import erase_own_stores
+from contact_register.requests.cases import open_register, validate_identifiers
+from contact_register.requests.writeback.base import WritebackSubject
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,8 +126,8 @@ def test_only_runs_proven_to_concern_the_subject_are_deleted(home, tmp_path):
 def pipedrive_store(raw_dir: Path, people: list[dict]) -> None:
     from datetime import datetime, timezone
 
-    from assets.pipedrive.extract import SPECS
-    from assets.raw_store import open_raw_store
+    from contact_register.sync.pipedrive.extract import SPECS
+    from contact_register.sync.raw_store import open_raw_store
 
     now = datetime(2026, 11, 25, tzinfo=timezone.utc)
     with open_raw_store(raw_dir, "pipedrive") as store:
@@ -166,10 +166,10 @@ def test_a_build_racing_the_erasure_cannot_put_the_person_back(home, tmp_path, m
     state store nor the warehouse has a trace of the person, while the other person stays."""
     import duckdb
 
-    from assets.warehouse import build as build_module
-    from assets.warehouse.build import build_warehouse
-    from pipelines.suppression import SuppressionList
-    from pipelines.writeback.base import resolve_subject
+    from contact_register.warehouse import build as build_module
+    from contact_register.warehouse.build import build_warehouse
+    from contact_register.requests.suppression.store import SuppressionList
+    from contact_register.requests.writeback.base import resolve_subject
 
     raw_dir, warehouse = tmp_path / "raw", tmp_path / "warehouse.duckdb"
     state = warehouse.with_name("identity_decisions.duckdb")
@@ -264,8 +264,8 @@ def google_store(raw_dir: Path) -> None:
     keeps as a manual task) and one of her own (her question to our employee)."""
     from datetime import datetime, timezone
 
-    from assets.google.sync import ADDRESSES, ALL_SPECS, MESSAGES, USERS, message_rows
-    from assets.raw_store import open_raw_store
+    from contact_register.sync.google.sync import ADDRESSES, ALL_SPECS, MESSAGES, USERS, message_rows
+    from contact_register.sync.raw_store import open_raw_store
 
     now = datetime(2026, 11, 25, tzinfo=timezone.utc)
     shared = gmail("m-shared", [
@@ -293,9 +293,9 @@ def built_subject(raw_dir: Path, warehouse: Path, reg, ids):
     """The warehouse built from the raw stores, an erasure case and its subject resolved in it."""
     import duckdb
 
-    from assets.warehouse.build import build_warehouse
-    from pipelines.suppression import SuppressionList
-    from pipelines.writeback.base import resolve_subject
+    from contact_register.warehouse.build import build_warehouse
+    from contact_register.requests.suppression.store import SuppressionList
+    from contact_register.requests.writeback.base import resolve_subject
 
     build_warehouse(raw_dir, warehouse, suppression=SuppressionList(reg))
     case = reg.new_case("erasure", ids, actor="dpo", systems=["own_stores"])
@@ -320,8 +320,8 @@ def test_no_unkeyed_hash_of_the_email_is_kept_after_erasure(home, tmp_path, monk
     subject's records on the suppression list first (as the erasure flow does); after the
     erasure no file under the test's folder may hold the md5, sha1 or sha256 of her email: the
     byte scan finds them before (in the warehouse) and not after."""
-    from pipelines.erasure.byte_scan import scan
-    from pipelines.suppression import add_subject
+    from contact_register.requests.erasure.byte_scan import scan
+    from contact_register.requests.suppression.store import add_subject
 
     monkeypatch.setenv("IDENTITY_DECISIONS_PATH", str(tmp_path / "identity_decisions.duckdb"))
     google_store(tmp_path / "raw")
@@ -344,7 +344,7 @@ def test_no_unkeyed_hash_of_the_email_is_kept_after_erasure(home, tmp_path, monk
 def test_byte_scan_finds_unkeyed_hashes_of_identifiers(tmp_path):
     import hashlib
 
-    from pipelines.erasure.byte_scan import scan
+    from contact_register.requests.erasure.byte_scan import scan
 
     md5 = hashlib.md5(ESSI_EMAIL.encode()).hexdigest().upper()  # any case
     sha256 = hashlib.sha256(ESSI_PHONE.encode()).hexdigest()
@@ -360,7 +360,7 @@ def test_byte_scan_finds_unkeyed_hashes_of_identifiers(tmp_path):
 def test_record_ids_kept_in_plain_text_are_keyed_on_first_use(home):
     import hashlib
 
-    from pipelines.suppression import SuppressionList
+    from contact_register.requests.suppression.store import SuppressionList
 
     reg = open_register()
     case = reg.new_case("erasure", validate_identifiers([ESSI_EMAIL]), actor="dpo")
@@ -387,7 +387,7 @@ def test_a_shared_message_keeps_everyone_but_the_subject(home, tmp_path, monkeyp
     warehouse."""
     import duckdb
 
-    from pipelines.erasure.byte_scan import scan
+    from contact_register.requests.erasure.byte_scan import scan
 
     monkeypatch.setenv("IDENTITY_DECISIONS_PATH", str(tmp_path / "identity_decisions.duckdb"))
     google_store(tmp_path / "raw")
@@ -428,10 +428,10 @@ def test_a_ticket_with_another_requestor_keeps_them(tmp_path):
 
     import duckdb
 
-    from assets.raw_store import open_raw_store
-    from assets.request_tracker.sync import SPECS
-    from pipelines.erasure import own_stores
-    from pipelines.erasure.own_stores import Needles, _raw_removal, rewrite_without
+    from contact_register.sync.raw_store import open_raw_store
+    from contact_register.sync.request_tracker.sync import SPECS
+    from contact_register.requests.erasure import own_stores
+    from contact_register.requests.erasure.own_stores import Needles, _raw_removal, rewrite_without
 
     now = datetime(2026, 11, 25, tzinfo=timezone.utc)
     with open_raw_store(tmp_path, "request_tracker") as store:

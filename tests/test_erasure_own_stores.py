@@ -23,16 +23,15 @@ import psycopg2
 import pytest
 from dagster import Config, DagsterInstance, build_reconstructable_job, execute_job, job, op, reconstructable
 
-from assets.raw_store import TableSpec, open_raw_store
-from pipelines.definitions import defs
-from pipelines.erasure import own_stores
-from pipelines.erasure.byte_scan import phone_variants, scan
-from pipelines.erasure.own_stores import Needles, _raw_removal, erase_own_stores, rewrite_without, scrub_dagster
-from pipelines.jobs.subject_export import resolved_subject_export
-from pipelines.register import open_register, validate_identifiers
-from pipelines.register.cases import REDACTED_PREFIX
-from pipelines.register.identifiers import name_key
-from pipelines.writeback.base import WritebackSubject, resolve_subject
+from contact_register.sync.raw_store import TableSpec, open_raw_store
+from pipelines.definitions import defs, resolved_subject_export
+from contact_register.requests.erasure import own_stores
+from contact_register.requests.erasure.byte_scan import phone_variants, scan
+from contact_register.requests.erasure.own_stores import Needles, _raw_removal, erase_own_stores, rewrite_without, scrub_dagster
+from contact_register.requests.cases import open_register, validate_identifiers
+from contact_register.requests.cases.casebook import REDACTED_PREFIX
+from contact_register.requests.cases.identifiers import name_key
+from contact_register.requests.writeback.base import WritebackSubject, resolve_subject
 from tests.test_dagster_postgres import pg_database as dagster_pg_database  # noqa: F401 - fixture
 from tests.test_register import pg_database, pg_url, reg, register_url  # noqa: F401 - fixtures
 
@@ -289,7 +288,7 @@ def test_rewrite_drops_deleted_bytes_and_keeps_constraints_and_cursors(tmp_path)
 def test_rows_of_a_removed_record_go_with_it(tmp_path):
     """Request Tracker: the person's ticket takes its people, transactions and their attachments
     along (they carry no email to be found by), other tickets keep theirs."""
-    from assets.request_tracker.sync import SPECS
+    from contact_register.sync.request_tracker.sync import SPECS
 
     now = datetime(2026, 11, 25, tzinfo=timezone.utc)
     with open_raw_store(tmp_path, "request_tracker") as store:

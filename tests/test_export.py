@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, execute_job, reconstructable
 
-from assets.warehouse.build import build_warehouse
-from pipelines.definitions import defs
-from pipelines.jobs.subject_export import resolved_subject_export
-from pipelines.register import open_register
-from pipelines.register.description import load_description
+from contact_register.warehouse.build import build_warehouse
+from pipelines.definitions import defs, resolved_subject_export
+from contact_register.requests.cases import open_register
+from contact_register.description import load_description
 from tests.test_pipedrive_sync import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +38,7 @@ def export_env(pipedrive_env, sandbox, tmp_path, monkeypatch):
 
 
 def cli(*args, stdin=None, env=None):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "request", *args], input=stdin, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "contact_register.cli", "request", *args], input=stdin, cwd=REPO,
                           env=env or os.environ.copy(), capture_output=True, text=True, timeout=120)
 
 
@@ -282,7 +281,7 @@ def test_bad_identifiers_through_the_cli_and_the_launchpad_create_nothing(export
         assert out.returncode == 2 and "no case was created" in out.stderr
         assert "DROP TABLE" not in out.stderr and "NNNNNNNN" not in out.stderr
     # Invalid UTF-8 in argv arrives as lone surrogates.
-    proc = subprocess.run([sys.executable.encode(), b"-m", b"pipelines.cli", b"request", b"new", b"--kind", b"access",
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"contact_register.cli", b"request", b"new", b"--kind", b"access",
                            b"--name", b"Matti \xff\xfe Virtanen"], cwd=REPO, capture_output=True, timeout=120)
     assert proc.returncode == 2 and b"Unicode" in proc.stderr
     bad_json = cli("new", "--kind", "access", "--stdin", stdin='{"emails": ["\\ud800@example.fi"]}')
@@ -298,8 +297,8 @@ def test_bad_identifiers_through_the_cli_and_the_launchpad_create_nothing(export
 def test_shared_mailbox_needs_the_name_and_a_name_alone_selects_nobody(export_env, sandbox, small_world):
     import duckdb
 
-    from pipelines.jobs.export import find_subject
-    from pipelines.register import validate_identifiers
+    from contact_register.requests.export.export import find_subject
+    from contact_register.requests.cases import validate_identifiers
 
     hid, mailbox, namesake_id, colleagues = pick_humans(small_world)
     h = next(x for x in small_world.humans if x.true_person_id == hid)
@@ -327,7 +326,7 @@ def test_expired_exports_are_deleted_and_the_case_keeps_the_checksum(export_env)
     from datetime import datetime, timedelta, timezone
 
     from pipelines.jobs.subject_export import purge_expired
-    from pipelines.register import validate_identifiers
+    from contact_register.requests.cases import validate_identifiers
 
     reg = open_register()
     case = reg.new_case("access", validate_identifiers(emails=["x@example.fi"]), actor="dpo")
@@ -347,9 +346,9 @@ def test_expired_exports_are_deleted_and_the_case_keeps_the_checksum(export_env)
 
 
 def test_a_failing_api_marks_the_system_failed_and_keeps_what_the_warehouse_holds(export_env, sandbox, small_world):
-    from pipelines.jobs.export import export_subject
-    from pipelines.jobs.exporters import LiveContext
-    from pipelines.register import validate_identifiers
+    from contact_register.requests.export.export import export_subject
+    from contact_register.requests.export.exporters import LiveContext
+    from contact_register.requests.cases import validate_identifiers
     from tests.conftest import make_client
 
     pw = small_world.derive("pipedrive")

@@ -35,9 +35,8 @@ import pytest
 from dagster import DagsterInstance, execute_job, reconstructable
 
 from connectors.request_tracker import RequestTrackerClient
-from pipelines.definitions import defs
-from pipelines.jobs.subject_export import resolved_subject_export
-from pipelines.register import open_register
+from pipelines.definitions import defs, resolved_subject_export
+from contact_register.requests.cases import open_register
 from sandbox.server import Sandbox
 from sandbox.world import World, fold
 from tests.conftest import RT_WORLD, make_client
@@ -54,7 +53,7 @@ SEEN_HEADERS = ("from", "sender", "reply-to", "to", "cc")  # what every recipien
 
 
 def cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "request", *args], input=stdin, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "contact_register.cli", "request", *args], input=stdin, cwd=REPO,
                           env=os.environ.copy(), capture_output=True, text=True, timeout=120)
 
 

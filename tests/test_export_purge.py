@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from assets.warehouse.build import build_warehouse
+from contact_register.warehouse.build import build_warehouse
 from pipelines.definitions import defs
-from pipelines.register import open_register, validate_identifiers
+from contact_register.requests.cases import open_register, validate_identifiers
 from tests.test_pipedrive_sync import run_sync
 
 

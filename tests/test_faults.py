@@ -31,8 +31,8 @@ import duckdb
 import pytest
 import requests
 
-from assets.netvisor.sync import sync_netvisor
-from assets.raw_store import open_raw_store, raw_path
+from contact_register.sync.netvisor.sync import sync_netvisor
+from contact_register.sync.raw_store import open_raw_store, raw_path
 from connectors.request_tracker import RequestTrackerClient
 from netvisor_support import netvisor_client, sandbox_snapshot, store_snapshot
 from sandbox.base import ALL_KINDS, PAGE_KINDS, FaultPlan

@@ -144,7 +144,7 @@ def test_a_mass_mailing_is_left_to_a_person_not_deleted_with_everyone_in_it(clie
 
 
 def eraser_clients(client):
-    from pipelines.jobs.exporters import LiveContext
+    from contact_register.requests.export.exporters import LiveContext
 
     return LiveContext({"google": lambda: client})
 
@@ -153,9 +153,9 @@ def test_erasure_leaves_every_group_of_the_subject_with_the_default_policy(googl
     """Issue 15 item 5: with the shipped policy and no list configured, the person still left no
     group. Erasure asks the Directory which groups hold the address (groups.list?userKey=, as the
     Admin SDK documents) and leaves each one; verification re-reads the memberships."""
-    from pipelines.erasure.google import GoogleEraser
-    from pipelines.writeback.base import WritebackSubject
-    from pipelines.register.identifiers import Identifiers
+    from contact_register.requests.erasure.google import GoogleEraser
+    from contact_register.requests.writeback.base import WritebackSubject
+    from contact_register.requests.cases.identifiers import Identifiers
 
     monkeypatch.delenv("GOOGLE_MAILING_LISTS", raising=False)
     g = google_sandbox.google
@@ -178,9 +178,9 @@ def test_erasure_leaves_every_group_of_the_subject_with_the_default_policy(googl
 
 def test_a_group_of_another_domain_is_a_manual_task(google_sandbox, client, monkeypatch):
     """A group outside the company's domain is not the company's to change: listed for a person."""
-    from pipelines.erasure.google import GoogleEraser
-    from pipelines.writeback.base import WritebackSubject
-    from pipelines.register.identifiers import Identifiers
+    from contact_register.requests.erasure.google import GoogleEraser
+    from contact_register.requests.writeback.base import WritebackSubject
+    from contact_register.requests.cases.identifiers import Identifiers
 
     monkeypatch.delenv("GOOGLE_MAILING_LISTS", raising=False)
     g = google_sandbox.google
@@ -199,9 +199,9 @@ def test_a_group_of_another_domain_is_a_manual_task(google_sandbox, client, monk
 
 def test_the_ban_leaves_only_the_configured_marketing_lists(google_sandbox, client, monkeypatch):
     """GOOGLE_MAILING_LISTS names the marketing lists: the ban leaves those and no other group."""
-    from pipelines.marketing_ban.google import GoogleBanner
-    from pipelines.writeback.base import WritebackSubject
-    from pipelines.register.identifiers import Identifiers
+    from contact_register.requests.marketing_ban.google import GoogleBanner
+    from contact_register.requests.writeback.base import WritebackSubject
+    from contact_register.requests.cases.identifiers import Identifiers
 
     g = google_sandbox.google
     who = "ville.ryhmat@esimerkki.fi"

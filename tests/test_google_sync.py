@@ -7,9 +7,9 @@ import json
 import duckdb
 import pytest
 
-from assets.google.sync import sync_google
-from assets.raw_store import open_raw_store
-from assets.warehouse.build import build_warehouse
+from contact_register.sync.google.sync import sync_google
+from contact_register.sync.raw_store import open_raw_store
+from contact_register.warehouse.build import build_warehouse
 from connectors.google_workspace import GoogleWorkspaceClient, settings_from_env
 from sandbox.google_world import address_id
 from sandbox.server import Sandbox
@@ -238,7 +238,8 @@ def test_google_records_reach_the_warehouse(google_sandbox, tmp_path):
 def test_raw_google_asset_materializes_without_personal_data_in_events(google_sandbox, tmp_path, monkeypatch):
     from dagster import DagsterInstance, materialize
 
-    from assets.google.assets import GoogleWorkspaceResource, raw_google
+    from assets.resources import GoogleWorkspaceResource
+    from assets.google.assets import raw_google
     from assets.resources import StorageResource
 
     g = google_sandbox.google

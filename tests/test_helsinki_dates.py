@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connectors.clock import today_helsinki
-from pipelines.register import open_register, validate_identifiers
+from contact_register.requests.cases import open_register, validate_identifiers
 
 REPO = Path(__file__).resolve().parents[1]
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -30,7 +30,7 @@ class FixedClock(datetime):
         return datetime(2026, 12, 31, 22, 30, tzinfo=timezone.utc).astimezone(tz)
 
 clock.datetime = FixedClock
-from pipelines.cli_request import main
+from contact_register.cli.request import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -47,7 +47,7 @@ def test_the_helsinki_date_at_2230_utc_on_new_years_eve_is_1_january():
 
 def _request(*args, register_path: Path, clock: str | None, tz: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, REGISTER_URL=str(register_path), REGISTER_ACTOR="tietosuojavastaava", TZ=tz)
-    code = ["-c", clock, "request"] if clock else ["-m", "pipelines.cli", "request"]
+    code = ["-c", clock, "request"] if clock else ["-m", "contact_register.cli", "request"]
     done = subprocess.run([sys.executable, *code, *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr

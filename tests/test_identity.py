@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 import duckdb
 import pytest
 
-from assets.warehouse import identity
-from assets.warehouse.build import build_warehouse
-from assets.warehouse.normalize import normalize_email, normalize_phone
+from contact_register.warehouse import identity
+from contact_register.warehouse.build import build_warehouse
+from contact_register.warehouse.normalize import normalize_email, normalize_phone
 from sandbox.world import World
 from tests.test_pipedrive_sync import run_sync
 
@@ -20,7 +20,7 @@ GOAL_PRECISION, GOAL_RECALL = 0.995, 0.985
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "identity", *args],
+    return subprocess.run([sys.executable, "-m", "contact_register.cli", "identity", *args],
                           capture_output=True, text=True, timeout=300, env=env)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.warehouse import identity
+from contact_register.warehouse import identity
 from bench import identity_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def _resolve_csv(tmp_path: Path, rows: list[tuple[str, ...]]) -> dict[str, str]:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         w.writerows(rows)
-    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "identity", "resolve", str(src), str(out)],
+    r = subprocess.run([sys.executable, "-m", "contact_register.cli", "identity", "resolve", str(src), str(out)],
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     with out.open(newline="", encoding="utf-8") as f:

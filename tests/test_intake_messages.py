@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from connectors.errors import describe
-from pipelines.register import InvalidIdentifier, validate_identifiers
+from contact_register.requests.cases import InvalidIdentifier, validate_identifiers
 
 REPO = Path(__file__).resolve().parents[1]
 RESERVED = "matti.meikalainen@esimerkki.invalid"
@@ -15,7 +15,7 @@ RESERVED = "matti.meikalainen@esimerkki.invalid"
 
 def new_case(tmp_path, identifiers: dict):
     env = dict(os.environ, REGISTER_URL=str(tmp_path / "register.sqlite"))
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "request", "new", "--kind", "access", "--stdin"],
+    return subprocess.run([sys.executable, "-m", "contact_register.cli", "request", "new", "--kind", "access", "--stdin"],
                           input=json.dumps(identifiers), cwd=REPO, env=env, capture_output=True, text=True)
 
 

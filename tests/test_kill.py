@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from assets.raw_store import raw_path
-from assets.warehouse.build import build_warehouse
+from contact_register.sync.raw_store import raw_path
+from contact_register.warehouse.build import build_warehouse
 from tests.test_pipedrive_sync import assert_matches_sandbox, run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_sigkill_mid_build_leaves_the_published_file_whole(sandbox, tmp_path):
     build_warehouse(raw, wh)
     code = (
         "import sys, threading, os, signal\n"
-        "from assets.warehouse.build import build_warehouse\n"
+        "from contact_register.warehouse.build import build_warehouse\n"
         "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()\n"
         "while True: build_warehouse(sys.argv[1], sys.argv[2])\n"
     )

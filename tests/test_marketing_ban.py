@@ -8,12 +8,12 @@ from dagster import DagsterInstance
 
 from connectors.google_workspace_ops import find
 from pipelines.definitions import defs
-from pipelines.jobs.exporters import LiveContext
-from pipelines.marketing_ban.pipedrive import PipedriveBanner
-from pipelines.marketing_ban.registry import BANNERS
-from pipelines.register import open_register, validate_identifiers
-from pipelines.suppression import SuppressionList
-from pipelines.writeback.base import WritebackSubject
+from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.marketing_ban.pipedrive import PipedriveBanner
+from contact_register.requests.marketing_ban.registry import BANNERS
+from contact_register.requests.cases import open_register, validate_identifiers
+from contact_register.requests.suppression.store import SuppressionList
+from contact_register.requests.writeback.base import WritebackSubject
 from tests.conftest import make_client
 from tests.test_google_sync import make_google_client
 
@@ -179,7 +179,7 @@ def test_pipedrive_silent_refusal_fails_loudly_and_the_label_fallback_sticks(san
 
 
 def test_a_rerun_keeps_the_officers_answer_to_a_manual_task(ban_env):
-    from pipelines.marketing_ban.run import ban_everywhere, record_outcomes
+    from contact_register.requests.marketing_ban.run import ban_everywhere, record_outcomes
 
     ids = validate_identifiers(["joku.muu@esimerkki.fi"])
     with open_register() as reg:

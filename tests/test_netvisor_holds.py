@@ -224,7 +224,7 @@ def test_bad_financial_year_periods_are_refused(periods):
 
 
 def test_the_netvisor_resource_takes_financial_year_periods():
-    from assets.netvisor.assets import NetvisorResource
+    from assets.resources import NetvisorResource
     resource = NetvisorResource(base_url="http://127.0.0.1:9", sender="s", customer_id="c", partner_id="p",
                                 customer_key="k", partner_key="q", organisation_id="1234567-8",
                                 financial_year_start="07-01", financial_year_periods=["2024-01-01/2025-06-30"])
@@ -263,8 +263,8 @@ class _Clients:
 
 
 def _private_subject(nv, cid):
-    from pipelines.register.identifiers import Identifiers
-    from pipelines.writeback.base import WritebackSubject
+    from contact_register.requests.cases.identifiers import Identifiers
+    from contact_register.requests.writeback.base import WritebackSubject
     nv.touch_customer(cid, email="helmi.nieminen@example.fi", name="Nieminen Helmi")
     return WritebackSubject(case_id="c1", identifiers=Identifiers(emails=("helmi.nieminen@example.fi",)),
                             emails=["helmi.nieminen@example.fi"], names=["Helmi Nieminen"])
@@ -272,7 +272,7 @@ def _private_subject(nv, cid):
 
 def test_a_private_customer_with_invoices_is_blanked_and_left_as_a_manual_task_after_the_hold(
         netvisor_sandbox, tmp_path):
-    from pipelines.erasure.netvisor import NetvisorEraser
+    from contact_register.requests.erasure.netvisor import NetvisorEraser
     nv = netvisor_sandbox.netvisor
     cid = next(c for c, rec in nv.customers.items()
                if rec["is_private"] and not any(i["customer_id"] == c for i in nv.invoices.values()))

@@ -6,9 +6,9 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from assets.netvisor.sync import sync_netvisor
-from assets.raw_store import open_raw_store, raw_path
-from assets.warehouse.build import build_warehouse
+from contact_register.sync.netvisor.sync import sync_netvisor
+from contact_register.sync.raw_store import open_raw_store, raw_path
+from contact_register.warehouse.build import build_warehouse
 from netvisor_support import netvisor_client, sandbox_snapshot, store_snapshot
 
 
@@ -147,7 +147,8 @@ def test_odd_values_are_stored_verbatim(netvisor_sandbox, tmp_path, payload):
 def test_raw_netvisor_asset_materializes_and_keeps_personal_data_out_of_events(netvisor_sandbox, tmp_path, monkeypatch):
     from dagster import DagsterInstance, materialize
 
-    from assets.netvisor.assets import NetvisorResource, raw_netvisor
+    from assets.resources import NetvisorResource
+    from assets.netvisor.assets import raw_netvisor
     from assets.resources import StorageResource
 
     nv = netvisor_sandbox.netvisor

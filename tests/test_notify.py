@@ -23,14 +23,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from dagster import DagsterInstance, build_run_status_sensor_context, build_sensor_context
 
-from assets.checks.conformance import Landed, check_conformance
+from contact_register.warehouse.checks.conformance import Landed, check_conformance
 from assets.pipedrive.assets import RAW_PIPEDRIVE_KEYS
-from assets.raw_store import raw_path
-from assets.resources import StorageResource
+from contact_register.sync.raw_store import raw_path
+from assets.resources import StorageResource, NotifierResource
 from pipelines.definitions import defs
-from pipelines.notify import Notice, NotifierResource, NotifyError
-from pipelines.register import open_register, validate_identifiers
-from pipelines.register.description import load_description
+from contact_register.notify import Notice, NotifyError
+from contact_register.requests.cases import open_register, validate_identifiers
+from contact_register.description import load_description
 from pipelines.sensors import raw_freshness_alert, run_failure_alert
 from sandbox.pipedrive_world import FieldDef
 from conftest import make_client

@@ -7,8 +7,8 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from assets.pipedrive.sync import sync_pipedrive
-from assets.raw_store import MassDeletionRefused, open_raw_store, raw_path
+from contact_register.sync.pipedrive.sync import sync_pipedrive
+from contact_register.sync.raw_store import MassDeletionRefused, open_raw_store, raw_path
 from connectors.errors import AuthError, RetryableError
 from connectors.http import RetryPolicy
 from connectors.pipedrive import ENTITIES, PipedriveClient, parse_time

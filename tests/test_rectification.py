@@ -13,12 +13,12 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
-from assets.warehouse.build import build_warehouse
-from pipelines.cli_request import main as cli
+from contact_register.warehouse.build import build_warehouse
+from contact_register.cli.request import main as cli
 from pipelines.definitions import defs
-from pipelines.rectification.corrections import load_corrections
-from pipelines.register import open_register, validate_identifiers
-from pipelines.suppression import SuppressionList
+from contact_register.requests.rectification.corrections import load_corrections
+from contact_register.requests.cases import open_register, validate_identifiers
+from contact_register.requests.suppression.store import SuppressionList
 from tests.conftest import make_client
 from tests.test_erasure import plant, rt_session
 from tests.test_pipedrive_sync import run_sync
@@ -209,9 +209,9 @@ def test_a_netvisor_title_correction_is_a_manual_task_not_a_failure(netvisor_san
     """getcustomer.nv does not return a contact person's title, so a title written through the
     API could never be read back: the rectifier leaves it to a person instead of failing forever."""
     from netvisor_support import netvisor_client
-    from pipelines.rectification.base import Fix
-    from pipelines.rectification.netvisor import NetvisorRectifier
-    from pipelines.writeback.base import Clients, WritebackSubject
+    from contact_register.requests.rectification.base import Fix
+    from contact_register.requests.rectification.netvisor import NetvisorRectifier
+    from contact_register.requests.writeback.base import Clients, WritebackSubject
 
     nv = netvisor_sandbox.netvisor
     cid = next(c for c, rec in nv.customers.items() if not rec["is_private"])

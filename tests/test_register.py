@@ -14,16 +14,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.register import (
+from contact_register.requests.cases import (
     CaseNotFound,
     InvalidIdentifier,
     RegisterError,
     open_register,
     validate_identifiers,
 )
-from pipelines.erasure.byte_scan import phone_variants, scan
-from pipelines.register.cases import add_months
-from pipelines.register.description import load_description
+from contact_register.requests.erasure.byte_scan import phone_variants, scan
+from contact_register.requests.cases.casebook import add_months
+from contact_register.description import load_description
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -210,7 +210,7 @@ def test_overdue_and_due_soon_listing(reg):
 
 def _cli(*args, register_path):
     env = dict(os.environ, REGISTER_URL=str(register_path), REGISTER_ACTOR="tietosuojavastaava")
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "request", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "contact_register.cli", "request", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -328,7 +328,7 @@ def test_a_case_opened_by_the_pipeline_is_verified_in_the_same_transaction(reg):
 
 def _closing_subject(reg):
     """A rectification case with identifiers and corrected values: personal data all of it."""
-    from pipelines.rectification.corrections import save_corrections
+    from contact_register.requests.rectification.corrections import save_corrections
 
     case = reg.new_case("rectification", validate_identifiers(["Sanni.Sulkija@Firma.fi"], ["040 765 1122"],
                                                              "Sanni Sulkija"), actor="dpo", systems=["pipedrive"])
@@ -366,7 +366,7 @@ def test_closing_waits_for_compaction_and_says_so_when_another_reader_holds_the_
     reader = sqlite3.connect(str(path))
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM cases").fetchone()  # holds a snapshot: the WAL cannot be emptied
-    from pipelines.register.cases import CompactionPending
+    from contact_register.requests.cases.casebook import CompactionPending
 
     with pytest.raises(CompactionPending, match="closed.*request compact"):
         reg.close_case(cid, outcome="rectified", actor="dpo")

@@ -21,8 +21,8 @@ import psutil
 import pytest
 import requests
 
-from assets.raw_store import open_raw_store
-from assets.request_tracker.sync import sync_request_tracker
+from contact_register.sync.raw_store import open_raw_store
+from contact_register.sync.request_tracker.sync import sync_request_tracker
 from connectors.errors import AuthError, BadRequestError, NotFoundError, RetryableError
 from connectors.request_tracker import ErasurePolicy, RequestTrackerClient
 from connectors.http import RetryPolicy
@@ -166,7 +166,7 @@ def test_errors_map_into_the_shared_tree(client, request_tracker):
 
 def test_warehouse_joins_support_users_and_their_tickets(client, tmp_path):
     import duckdb
-    from assets.warehouse.build import build_warehouse
+    from contact_register.warehouse.build import build_warehouse
 
     run_sync(client, tmp_path / "raw")
     build_warehouse(tmp_path / "raw", tmp_path / "wh.duckdb", systems=["request_tracker"])
@@ -416,7 +416,7 @@ def test_sandbox_truth_describes_the_demo_rt(tmp_path, monkeypatch):
     """The demo seeds RT from the world its sandbox serves: every RT user the demo's RT holds
     (but RT's own and staff) is a request_tracker record of `python -m sandbox truth`. (A world
     smaller than the default, set the way an operator sets it, keeps the test quick.)"""
-    from pipelines import demo
+    from sandbox import demo
 
     for size in ("SEED", "DEALS", "ACTIVITIES", "NOTES"):
         monkeypatch.delenv(f"SANDBOX_{size}", raising=False)

@@ -13,19 +13,19 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from assets.netvisor.sync import sync_netvisor
-from assets.raw_store import open_raw_store
-from assets.warehouse.build import build_warehouse
+from contact_register.sync.netvisor.sync import sync_netvisor
+from contact_register.sync.raw_store import open_raw_store
+from contact_register.warehouse.build import build_warehouse
 from netvisor_support import netvisor_client
 from pipelines.definitions import defs
-from pipelines.erasure.flow import run_erasure
-from pipelines.erasure.pipedrive import PipedriveEraser
-from pipelines.register import open_register, validate_identifiers
-from pipelines.register.cases import add_months
-from pipelines.register.description import DescriptionError
-from pipelines.retention.rules import review_rules
-from pipelines.suppression import SuppressionList
-from pipelines.writeback.base import Clients, Outcome
+from contact_register.requests.erasure.flow import run_erasure
+from contact_register.requests.erasure.pipedrive import PipedriveEraser
+from contact_register.requests.cases import open_register, validate_identifiers
+from contact_register.requests.cases.casebook import add_months
+from contact_register.description import DescriptionError
+from contact_register.requests.retention.rules import review_rules
+from contact_register.requests.suppression.store import SuppressionList
+from contact_register.requests.writeback.base import Clients, Outcome
 from sandbox.pipedrive_build import v1time, v2time
 from tests.conftest import make_client
 from tests.test_pipedrive_sync import run_sync

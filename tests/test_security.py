@@ -1,6 +1,6 @@
 """Security review, the parts a test can hold us to:
 
-- a demo run (pipelines/demo.py's own steps, headless, in a temp folder: the sandbox, a real RT,
+- a demo run (sandbox/demo.py's own steps, headless, in a temp folder: the sandbox, a real RT,
   `dagster job execute` of nightly_sync and of subject_export) leaves no sandbox email, phone or
   secret in any log or stored file of Dagster (run and event storage, compute logs), of the
   sandbox, or in the captured stdout/stderr; the export, which is meant to hold personal
@@ -26,8 +26,7 @@ import pytest
 
 from connectors.errors import BadPayloadError
 from netvisor_support import netvisor_client
-from pipelines import demo
-from sandbox import request_tracker_world
+from sandbox import demo, request_tracker_world
 from sandbox.server import SYSTEMS, Sandbox
 from sandbox.world import World
 from tests.conftest import RT_WORLD
@@ -35,7 +34,7 @@ from tests.conftest import RT_WORLD
 REPO = Path(__file__).resolve().parents[1]
 EMAIL = re.compile(rb"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 SECRET_KEYS = re.compile(r"(TOKEN|PASSWORD|_KEY|SECRET|SERVICE_ACCOUNT_JSON)$")
-# Paths the demo keeps relative to its folder (pipelines/demo.py, the Makefile's DAGSTER_HOME).
+# Paths the demo keeps relative to its folder (sandbox/demo.py, the Makefile's DAGSTER_HOME).
 PATH_SETTINGS = ("RAW_DIR", "WAREHOUSE_PATH", "IDENTITY_DECISIONS_PATH", "REGISTER_URL", "EXPORT_DIR", "DAGSTER_HOME")
 
 
@@ -95,11 +94,11 @@ def test_demo_run_leaves_no_personal_data_or_secret_in_logs(demo_folder, request
             # handles the most personal data.
             human = World.generate().humans[0]
             made = subprocess.run(
-                [sys.executable, "-m", "pipelines.cli", "request", "new", "--kind", "access", "--stdin", "--json"],
+                [sys.executable, "-m", "contact_register.cli", "request", "new", "--kind", "access", "--stdin", "--json"],
                 input=json.dumps({"emails": [human.email], "name": f"{human.first_name} {human.last_name}"}),
                 env=env, capture_output=True, text=True, check=True, timeout=120)
             case_id = json.loads(made.stdout)["case_id"]
-            run(sys.executable, "-m", "pipelines.cli", "request", "verify", case_id, "--method", "signed letter")
+            run(sys.executable, "-m", "contact_register.cli", "request", "verify", case_id, "--method", "signed letter")
             config = demo_folder / "export.yaml"
             config.write_text(json.dumps({"ops": {"export_subject_data": {"config": {"case_id": case_id}}}}))
             run(demo._bin("dagster"), "job", "execute", "-m", "pipelines.definitions", "-j", "subject_export",

@@ -10,20 +10,20 @@ from datetime import date
 import pytest
 import requests
 
-from assets.small_processors import DocueResource, MatomoResource, TrustmaryResource
-from assets.warehouse.build import build_warehouse
+from assets.resources import DocueResource, MatomoResource, TrustmaryResource
+from contact_register.warehouse.build import build_warehouse
 from connectors.docue import DocueClient
 from connectors.errors import AuthError, BadRequestError, NotFoundError, RetryableError
 from connectors.matomo import MatomoClient
 from connectors.trustmary import TrustmaryClient
-from pipelines.erasure.registry import load_erasers
-from pipelines.jobs.export import export_subject
-from pipelines.jobs.exporters import LiveContext
-from pipelines.marketing_ban.registry import BANNERS
-from pipelines.marketing_ban.run import ban_everywhere
-from pipelines.register import validate_identifiers
-from pipelines.register.description import load_description
-from pipelines.writeback.base import WritebackSubject
+from contact_register.requests.erasure.registry import load_erasers
+from contact_register.requests.export.export import export_subject
+from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.marketing_ban.registry import BANNERS
+from contact_register.requests.marketing_ban.run import ban_everywhere
+from contact_register.requests.cases import validate_identifiers
+from contact_register.description import load_description
+from contact_register.requests.writeback.base import WritebackSubject
 from sandbox.docue_world import OWN_SIGNER
 from tests.conftest import FAST_RETRY, make_client
 from tests.test_pipedrive_sync import run_sync

@@ -13,10 +13,10 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
-from pipelines.cli import main as cli_main
-from pipelines.register import RegisterError, open_register, validate_identifiers
-from pipelines.suppression import SuppressionKeyError, SuppressionList, add_subject, load_key
-from pipelines.writeback.base import WritebackSubject, resolve_subject
+from contact_register.cli import main as cli_main
+from contact_register.requests.cases import RegisterError, open_register, validate_identifiers
+from contact_register.requests.suppression.store import SuppressionKeyError, SuppressionList, add_subject, load_key
+from contact_register.requests.writeback.base import WritebackSubject, resolve_subject
 from tests.conftest import make_client
 from tests.test_marketing_ban import ban_env, objection_case, pick_human, run_ban, run_nightly  # noqa: F401
 from tests.test_register import PG_ADMIN_URL, _pg_available
@@ -271,9 +271,9 @@ def test_a_failed_reban_is_recorded_and_retried_under_the_same_case(sandbox, sma
     """Plain Python, Pipedrive only: the build marks the re-collected record, the check's ban is
     refused (no Campaigns add-on, no label configured) and recorded as failed; the next check
     continues the same case instead of opening another."""
-    from assets.suppression.check import run_check
-    from assets.warehouse.build import build_warehouse
-    from pipelines.jobs.exporters import LiveContext
+    from contact_register.requests.suppression.check import run_check
+    from contact_register.warehouse.build import build_warehouse
+    from contact_register.requests.export.exporters import LiveContext
     from tests.test_marketing_ban import pipedrive_records
     from tests.test_pipedrive_sync import run_sync
 

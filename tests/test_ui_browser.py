@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from assets.warehouse.build import build_warehouse
+from contact_register.warehouse.build import build_warehouse
 from tests.test_pipedrive_sync import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def dagster_ui(pipedrive_env, tmp_path, monkeypatch):
 
 
 def test_subject_export_from_the_launchpad(dagster_ui, sandbox, tmp_path, artifacts_dir):
-    from pipelines.register import open_register, validate_identifiers
+    from contact_register.requests.cases import open_register, validate_identifiers
 
     # A synced warehouse and a verified access case for a sandbox person with deals and notes.
     run_sync(sandbox, os.environ["RAW_DIR"])

@@ -5,12 +5,12 @@ a failure notice; describe() keeps our own words (system, method, path, status) 
 from pathlib import Path
 
 from connectors.errors import BadRequestError, describe
-from pipelines.erasure.byte_scan import phone_variants, scan
-from pipelines.jobs.exporters import LiveContext
-from pipelines.marketing_ban.run import ban_everywhere, record_outcomes
-from pipelines.register import open_register, validate_identifiers
+from contact_register.requests.erasure.byte_scan import phone_variants, scan
+from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.marketing_ban.run import ban_everywhere, record_outcomes
+from contact_register.requests.cases import open_register, validate_identifiers
 from pipelines.sensors import _error_text
-from pipelines.writeback.base import WritebackSubject
+from contact_register.requests.writeback.base import WritebackSubject
 from tests.conftest import make_client
 
 

@@ -8,8 +8,8 @@ import time
 import duckdb
 import pytest
 
-from assets.warehouse.build import build_warehouse
-from assets.warehouse.normalize import normalize_email, normalize_phone
+from contact_register.warehouse.build import build_warehouse
+from contact_register.warehouse.normalize import normalize_email, normalize_phone
 from tests.test_pipedrive_sync import run_sync
 
 

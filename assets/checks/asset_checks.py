@@ -13,12 +13,12 @@ from datetime import timedelta
 import duckdb
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, asset_check
 
-from assets.checks.conformance import MappingError, check_conformance, read_landed
-from assets.checks.freshness import max_age_from_env, utcnow, warehouse_syncs
-from assets.checks.row_counts import RowCountReport
+from contact_register.warehouse.checks.conformance import MappingError, check_conformance, read_landed
+from contact_register.warehouse.checks.freshness import max_age_from_env, utcnow, warehouse_syncs
+from contact_register.warehouse.checks.row_counts import RowCountReport
 from assets.resources import StorageResource
-from pipelines.jobs.exporters import EXPORTERS
-from pipelines.register.description import load_description
+from contact_register.requests.export.registry import EXPORTERS
+from contact_register.description import load_description
 
 CHECKED_ASSET = AssetKey("persons")
 ROW_COUNTS = AssetCheckSpec(

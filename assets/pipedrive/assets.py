@@ -3,8 +3,8 @@
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, multi_asset
 
-from assets.pipedrive.extract import SPECS
-from assets.pipedrive.sync import sync_pipedrive
+from contact_register.sync.pipedrive.extract import SPECS
+from contact_register.sync.pipedrive.sync import sync_pipedrive
 from assets.raw_sync import RawSyncConfig, run_raw_sync
 from assets.resources import PipedriveResource, StorageResource
 from connectors.pipedrive import ENTITIES

@@ -5,10 +5,10 @@ import duckdb
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, asset
 
 from connectors.errors import describe
-from assets.suppression.check import run_check
-from pipelines.jobs.exporters import LiveContext
-from pipelines.suppression import SuppressionKeyError, SuppressionList
-from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
+from contact_register.requests.suppression.check import run_check
+from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.suppression.store import SuppressionKeyError, SuppressionList
+from assets.system_resources import SYSTEM_RESOURCES, client_factories
 
 
 @asset(

@@ -3,15 +3,14 @@
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, Failure, MaterializeResult, multi_asset
 
 from assets.checks.asset_checks import ROW_COUNTS, row_count_result
-from assets.checks.row_counts import DEFAULT_MAX_DROP_SHARE, PublishBlocked, RowCountGuard
+from contact_register.warehouse.checks.row_counts import DEFAULT_MAX_DROP_SHARE, PublishBlocked, RowCountGuard
 from assets.google.assets import RAW_GOOGLE_KEYS
 from assets.netvisor.assets import RAW_NETVISOR_KEYS
 from assets.pipedrive.assets import RAW_PIPEDRIVE_KEYS
 from assets.request_tracker.assets import RAW_REQUEST_TRACKER_KEYS
-from assets.resources import StorageResource
-from assets.warehouse.build import build_warehouse
-from pipelines.jobs.subject_export import RegisterResource
-from pipelines.suppression import SuppressionList
+from assets.resources import StorageResource, RegisterResource
+from contact_register.warehouse.build import build_warehouse
+from contact_register.requests.suppression.store import SuppressionList
 
 WAREHOUSE_TABLES = {
     "person_identifiers": "Every identifier (email, phone, name, organisation) of every source record, raw and normalised.",

@@ -1,13 +1,13 @@
 """The ``connections_check`` job: ``contact-register doctor`` launchable from the Dagster UI.
 
-The same read-only checks (``pipelines/doctor.py``) over the settings of the code location's
+The same read-only checks (``contact_register/doctor.py``) over the settings of the code location's
 environment. The step's metadata is the doctor's table (statuses, counts, setting and scope
 names: no personal data); the run fails when a configured system fails a check, naming it.
 """
 
 from dagster import Failure, MetadataValue, OpExecutionContext, Output, job, op
 
-from pipelines.doctor import FAIL, run_checks
+from contact_register.doctor import FAIL, run_checks
 
 
 @op(tags={"register/step": "connections_check"})

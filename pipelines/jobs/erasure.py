@@ -4,7 +4,7 @@ Launch it with the id of a verified erasure case (``contact-register request new
 erasure``, ``verify``). ``dry_run: true`` records the plan in the case and touches nothing.
 A real run needs an approval (``contact-register request approve CASE --action erasure``);
 without one it records the plan and stops with a message saying so. The flow itself is in
-``pipelines/erasure/flow.py``; this module gives it clients, stores and the run page.
+``contact_register/requests/erasure/flow.py``; this module gives it clients, stores and the run page.
 
 Held records (a Netvisor contact on invoices) are followed up by ``erasure_hold_sensor``: once
 a day it launches the erasure again for every open case whose hold has ended. The run key
@@ -33,14 +33,14 @@ from dagster import (
 
 from connectors.errors import describe
 from pipelines.concurrency import tags_for
-from pipelines.erasure.flow import ErasureRefused, due_followups, run_erasure
-from pipelines.erasure.own_stores import erase_own_stores
-from pipelines.erasure.registry import load_erasers
-from pipelines.jobs.subject_export import RegisterResource
-from pipelines.register import RegisterError, open_register
-from pipelines.suppression import SuppressionKeyError
-from pipelines.system_resources import SYSTEM_RESOURCES
-from pipelines.writeback.job_support import systems_table, writeback_session
+from contact_register.requests.erasure.flow import ErasureRefused, due_followups, run_erasure
+from contact_register.requests.erasure.own_stores import erase_own_stores
+from contact_register.requests.erasure.registry import load_erasers
+from assets.resources import RegisterResource
+from contact_register.requests.cases import RegisterError, open_register
+from contact_register.requests.suppression.store import SuppressionKeyError
+from assets.system_resources import SYSTEM_RESOURCES
+from pipelines.jobs.writeback_support import systems_table, writeback_session
 
 OP_NAME = "erase_subject"
 

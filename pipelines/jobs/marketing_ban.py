@@ -18,13 +18,13 @@ from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
 from connectors.errors import describe
 from pipelines.concurrency import tags_for
-from pipelines.erasure.flow import resolve_case_subject
-from pipelines.marketing_ban.run import ban_everywhere, record_outcomes
-from pipelines.register import RegisterError
-from pipelines.register.cases import Register
-from pipelines.suppression import SuppressionKeyError, SuppressionList
-from pipelines.system_resources import SYSTEM_RESOURCES
-from pipelines.writeback.job_support import systems_table, writeback_session
+from contact_register.requests.erasure.flow import resolve_case_subject
+from contact_register.requests.marketing_ban.run import ban_everywhere, record_outcomes
+from contact_register.requests.cases import RegisterError
+from contact_register.requests.cases.casebook import Register
+from contact_register.requests.suppression.store import SuppressionKeyError, SuppressionList
+from assets.system_resources import SYSTEM_RESOURCES
+from pipelines.jobs.writeback_support import systems_table, writeback_session
 
 
 class MarketingBanConfig(Config):

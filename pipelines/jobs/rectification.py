@@ -6,7 +6,7 @@ register beside the case's identifiers (``contact-register request new --kind re
 --correct email=... --stdin``), never in the run config. ``dry_run: true`` records the plan
 (record ids and field names) and writes nothing. A real run needs the officer's approval that
 the corrected values are accurate (``contact-register request approve CASE --action
-rectification``). The flow is ``pipelines/rectification/flow.py``.
+rectification``). The flow is ``contact_register/requests/rectification/flow.py``.
 
 The warehouse shows the corrected values after the next ``nightly_sync``.
 """
@@ -15,11 +15,11 @@ from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
 from connectors.errors import describe
 from pipelines.concurrency import tags_for
-from pipelines.rectification.flow import RectificationRefused, run_rectification
-from pipelines.rectification.registry import load_rectifiers
-from pipelines.register import RegisterError
-from pipelines.system_resources import SYSTEM_RESOURCES
-from pipelines.writeback.job_support import systems_table, writeback_session
+from contact_register.requests.rectification.flow import RectificationRefused, run_rectification
+from contact_register.requests.rectification.registry import load_rectifiers
+from contact_register.requests.cases import RegisterError
+from assets.system_resources import SYSTEM_RESOURCES
+from pipelines.jobs.writeback_support import systems_table, writeback_session
 
 
 class RectificationConfig(Config):

@@ -1,7 +1,7 @@
 """The ``restriction`` Dagster job: restrict processing of a person (GDPR art. 18), or lift it.
 
 Launch it with the id of a verified ``restriction`` case. The person is marked restricted in
-Pipedrive (a configurable label or field, ``pipelines/restriction/pipedrive.py``); the other
+Pipedrive (a configurable label or field, ``contact_register/requests/restriction/pipedrive.py``); the other
 systems answer "not applicable" or a manual task with the reason; the register keeps keyed
 hashes of the person's emails and phones, so from the next ``nightly_sync`` on the warehouse
 flags them ``restricted`` (``persons.restricted``, ``marketing_ban`` set, a ``restriction`` row in
@@ -9,16 +9,16 @@ flags them ``restricted`` (``persons.restricted``, ``marketing_ban`` set, a ``re
 
 ``lift: true`` lifts it, once the operator has recorded the decision (``contact-register request
 lift-restriction CASE --reason ...``; the person is told before, art. 18(3)); it works after the
-case closed too. The flow is ``pipelines/restriction/flow.py``.
+case closed too. The flow is ``contact_register/requests/restriction/flow.py``.
 """
 
 from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 
 from connectors.errors import describe
 from pipelines.concurrency import tags_for
-from pipelines.register import RegisterError
-from pipelines.restriction.flow import RestrictionRefused, lift_restriction, run_restriction
-from pipelines.writeback.job_support import systems_table, writeback_session
+from contact_register.requests.cases import RegisterError
+from contact_register.requests.restriction.flow import RestrictionRefused, lift_restriction, run_restriction
+from pipelines.jobs.writeback_support import systems_table, writeback_session
 
 
 class RestrictionConfig(Config):

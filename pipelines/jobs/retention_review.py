@@ -1,8 +1,8 @@
 """The monthly ``retention_review`` job: the register description's retention rules applied to
 the published warehouse; each stale person becomes an erasure case awaiting approval.
 
-The rules (``retention[].review_rules`` in ``pipelines/register.yaml``) and what "stale",
-"customer" and "ended" mean are in ``pipelines/retention/review.py``. Each new case carries the
+The rules (``retention[].review_rules`` in ``contact_register/register.yaml``) and what "stale",
+"customer" and "ended" mean are in ``contact_register/requests/retention/review.py``. Each new case carries the
 person's identifiers from the warehouse and the note "retention review: rule ..."; the officer
 approves it (``contact-register request approve CASE --action erasure``) and runs the normal
 ``erasure`` job. Persons under a legal hold, restricted, or with an open case are skipped and
@@ -27,9 +27,9 @@ from dagster import (
 
 from connectors.clock import today_helsinki
 from connectors.legal_hold import FinancialYears
-from pipelines.register.description import DescriptionError
-from pipelines.retention.review import run_review
-from pipelines.retention.rules import review_rules
+from contact_register.description import DescriptionError
+from contact_register.requests.retention.review import run_review
+from contact_register.requests.retention.rules import review_rules
 
 
 class RetentionReviewConfig(Config):

@@ -6,7 +6,6 @@ but then the identifiers are stored in Dagster's run config and must be cleaned 
 The run's output metadata shows each system's answer and counts, never personal data.
 """
 
-import os
 from pathlib import Path
 from typing import List
 
@@ -23,37 +22,14 @@ from dagster import (
 )
 
 from pipelines.concurrency import tags_for
-from pipelines.jobs.exporters import EXPORTERS, LiveContext
-from pipelines.jobs.export import DEFAULT_EXPIRE_DAYS, DEFAULT_EXPORT_DIR, ExportError, export_subject
-from pipelines.register import InvalidIdentifier, RegisterError, open_register, validate_identifiers
-from pipelines.register.cases import Register
-from pipelines.register.description import load_description
-from pipelines.system_resources import SYSTEM_RESOURCES, client_factories
-
-
-class RegisterResource(ConfigurableResource):
-    """The request register (``REGISTER_URL``: ``postgresql://...``, or a SQLite path; default
-    ``data/register.sqlite``) and where exports land (``EXPORT_DIR``, default ``data/exports``)
-    and for how many days (``EXPORT_EXPIRE_DAYS``, default 30). Read from the environment when
-    a step runs, so a database password never enters Dagster's storage."""
-
-    url: str = ""
-    export_dir: str = ""
-    export_expire_days: int = 0
-
-    def open(self) -> Register:
-        return open_register(self.url or os.environ.get("REGISTER_URL", ""))
-
-    def export_path(self) -> Path:
-        return Path(self.export_dir or os.environ.get("EXPORT_DIR") or DEFAULT_EXPORT_DIR)
-
-    def expire_days(self) -> int:
-        if self.export_expire_days:
-            return self.export_expire_days
-        try:
-            return int(os.environ.get("EXPORT_EXPIRE_DAYS") or DEFAULT_EXPIRE_DAYS)
-        except ValueError:
-            raise Failure("EXPORT_EXPIRE_DAYS must be a whole number of days") from None
+from contact_register.requests.export.registry import EXPORTERS
+from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.export.export import ExportError, export_subject
+from contact_register.requests.cases import InvalidIdentifier, RegisterError, validate_identifiers
+from contact_register.requests.cases.casebook import Register
+from contact_register.description import load_description
+from assets.system_resources import SYSTEM_RESOURCES, client_factories
+from assets.resources import RegisterResource
 
 
 class SubjectExportConfig(Config):
@@ -202,12 +178,3 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
 )
 def subject_export():
     export_subject_data()
-
-
-def resolved_subject_export():
-    """The job with the code location's resources, for launching from Python with
-    ``dagster.execute_job(reconstructable(resolved_subject_export), instance, run_config)``:
-    each step then runs in its own process, as a run launched from the UI does."""
-    from pipelines.definitions import defs
-
-    return defs.resolve_job_def("subject_export")

@@ -1,0 +1,1 @@
+"""The netvisor sync, Dagster-free: what the asset in ``assets/netvisor/assets.py`` runs."""

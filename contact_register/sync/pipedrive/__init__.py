@@ -1,0 +1,1 @@
+"""The pipedrive sync, Dagster-free: what the asset in ``assets/pipedrive/assets.py`` runs."""

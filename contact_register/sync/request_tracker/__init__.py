@@ -1,0 +1,1 @@
+"""The request_tracker sync, Dagster-free: what the asset in ``assets/request_tracker/assets.py`` runs."""

@@ -1,2 +1,0 @@
-"""Write-back to the systems for data-subject requests: erasure, marketing ban (and the
-machinery rectification and restriction reuse). See :mod:`pipelines.writeback.base`."""
