@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from connectors.http import HttpClient
-from contact_register.requests.erasure.registry import load_erasers
+from contact_register.requests.erasure.registry import ERASERS
 from contact_register.requests.marketing_ban.registry import BANNERS
 from tests.test_small_processors import clients, humans, subject_of, work_address_contacts  # noqa: F401 - fixture
 
@@ -119,7 +119,7 @@ def run_matomo(small_sandbox, clients) -> None:  # noqa: F811 - the fixture's na
     subject = subject_of(humans(world)[tpid])
     client = clients.client("matomo")
     client.export_visits(client.find_visits(subject.emails).visits)
-    eraser = load_erasers()["matomo"]
+    eraser = ERASERS["matomo"]()
     eraser.execute(clients, subject, eraser.plan(clients, subject, date.today()))
     eraser.verify(clients, subject)
 
@@ -132,7 +132,7 @@ def run_trustmary(small_sandbox, clients) -> None:  # noqa: F811
     clients.client("trustmary").check()
     BANNERS["trustmary"].ban(clients, subject)
     BANNERS["trustmary"].verify(clients, subject)
-    eraser = load_erasers()["trustmary"]
+    eraser = ERASERS["trustmary"]()
     eraser.execute(clients, subject, eraser.plan(clients, subject, date.today()))
     eraser.verify(clients, subject)
 
@@ -142,7 +142,7 @@ def run_docue(small_sandbox, clients) -> None:  # noqa: F811
     signer = min((s for s in world.derive("docue").signatures if s.true_person_id and s.email), key=lambda s: s.id)
     subject = subject_of(humans(world)[signer.true_person_id])
     clients.client("docue").export(subject.emails)
-    load_erasers()["docue"].plan(clients, subject, date.today())
+    ERASERS["docue"]().plan(clients, subject, date.today())
 
 
 def test_matomo_contract(small_sandbox, clients, seen):  # noqa: F811

@@ -16,7 +16,7 @@ from connectors.docue import DocueClient
 from connectors.errors import AuthError, BadRequestError, NotFoundError, RetryableError
 from connectors.matomo import MatomoClient
 from connectors.trustmary import TrustmaryClient
-from contact_register.requests.erasure.registry import load_erasers
+from contact_register.requests.erasure.registry import ERASERS
 from contact_register.requests.export.export import export_subject
 from contact_register.requests.export.exporters import LiveContext
 from contact_register.requests.marketing_ban.registry import BANNERS
@@ -105,7 +105,7 @@ def test_trustmary_ban_removes_lists_then_erasure_deletes_the_contact(small_sand
     assert banner.verify(clients, subject) == []
 
     # Erasure: the contact is deleted; answers, reviews and the purge are tasks for a person.
-    eraser = load_erasers()["trustmary"]
+    eraser = ERASERS["trustmary"]()
     plan = eraser.plan(clients, subject, date.today())
     answers = {r.answer_id for r in world.derive("trustmary").responses if r.true_person_id == h.true_person_id}
     assert {(s.record_kind, s.record_id, s.action) for s in plan} == (
@@ -137,7 +137,7 @@ def test_trustmary_ban_of_an_unknown_person_creates_no_contact(small_sandbox, cl
     assert {s: outcomes[s].state for s in ("matomo", "docue", "dealfront", "secapp")} == {
         "matomo": "not_applicable", "docue": "not_applicable", "dealfront": "manual_open", "secapp": "manual_open"}
     assert len(tm.contacts) == before
-    assert load_erasers()["trustmary"].plan(clients, subject_of(h), date.today()) == []
+    assert ERASERS["trustmary"]().plan(clients, subject_of(h), date.today()) == []
 
 
 def inject_answer(tm, world, *, contact_id: str, email: str, name: str) -> str:
@@ -165,14 +165,14 @@ def test_trustmary_bare_contact_list_and_answers_by_contact_object_or_name(small
     someone_else = inject_answer(tm, world, contact_id="", email="", name="Tuntematon Henkilö")
     by_email = {r.answer_id for r in world.derive("trustmary").responses if r.contact_id == contact.id}
 
-    plan = load_erasers()["trustmary"].plan(clients, subject, date.today())
+    plan = ERASERS["trustmary"]().plan(clients, subject, date.today())
     kinds = {(s.record_kind, s.record_id, s.action) for s in plan}
     assert ("contact", contact.id, "delete") in kinds
     assert {rid for kind, rid, _ in kinds if kind == "survey_answer"} == by_email | {by_contact}
     assert {rid for kind, rid, _ in kinds if kind == "survey_answer_by_name"} == {by_name}
     assert first_only not in {rid for _, rid, _ in kinds} and someone_else not in {rid for _, rid, _ in kinds}
     assert all(s.action == "manual" and "name only" in s.detail for s in plan if s.record_kind == "survey_answer_by_name")
-    outcome = load_erasers()["trustmary"].execute(clients, subject, plan)
+    outcome = ERASERS["trustmary"]().execute(clients, subject, plan)
     assert outcome.state == "manual_open" and "1 survey answers found by name only" in outcome.detail
     assert tm.contacts_by_email(h.email) == []
 
@@ -217,7 +217,7 @@ def test_matomo_finds_exports_and_deletes_every_visit_of_the_person(small_sandbo
     assert tables["log_action_log_link_visit_action_idaction_url"]
 
     total = len(mt.visits)
-    eraser = load_erasers()["matomo"]
+    eraser = ERASERS["matomo"]()
     plan = eraser.plan(clients, subject, date.today())
     assert {s.record_id for s in plan} == {f"{s}:{v}" for s, v in keys} and {s.action for s in plan} == {"delete"}
     outcome = eraser.execute(clients, subject, plan)
@@ -242,7 +242,7 @@ def test_matomo_erasure_goes_past_the_401_visit_search_limit(small_sandbox, clie
     held = len(mt.visit_keys_of(tpid))
     search = clients.client("matomo").find_visits(subject.emails)
     assert search.capped and 401 <= len(search.visits) < held
-    eraser = load_erasers()["matomo"]
+    eraser = ERASERS["matomo"]()
     outcome = eraser.execute(clients, subject, eraser.plan(clients, subject, date.today()))
     assert (outcome.state, outcome.records) == ("done", held)
     assert mt.visit_keys_of(tpid) == set() and eraser.verify(clients, subject) == []
@@ -279,7 +279,7 @@ def test_matomo_answer_that_cannot_prove_absence_is_unverified(small_sandbox, cl
     else:
         mt.anonymize_user_ids()
     subject = subject_of(humans(world)[tpid])
-    eraser = load_erasers()["matomo"]
+    eraser = ERASERS["matomo"]()
     plan = eraser.plan(clients, subject, date.today())
     gaps = {s.record_id for s in plan if s.record_kind == "search"}
     assert gaps == expected_gaps
@@ -295,9 +295,9 @@ def test_matomo_person_without_visits_is_unverified_and_access_denied_is_401(sma
     mt, world = small_sandbox.matomo, small_sandbox.world
     visitors = {v.true_person_id for v in world.derive("matomo").visits}
     h = next(h for h in world.humans if h.true_person_id not in visitors)
-    plan = load_erasers()["matomo"].plan(clients, subject_of(h), date.today())
+    plan = ERASERS["matomo"]().plan(clients, subject_of(h), date.today())
     assert [(s.record_kind, s.record_id, s.action) for s in plan] == [("search", "nothing_found", "manual")]
-    assert load_erasers()["matomo"].execute(clients, subject_of(h), plan).state == "manual_open"
+    assert ERASERS["matomo"]().execute(clients, subject_of(h), plan).state == "manual_open"
     # A user with view access only: Matomo's NoAccessException is HTTP 401.
     with connect(small_sandbox.env(), "matomo", key=mt.view_token) as viewer, pytest.raises(AuthError) as err:
         viewer.find_visits([h.email])
@@ -391,7 +391,7 @@ def test_docue_finds_and_exports_the_person_and_changes_nothing(small_sandbox, c
     client.close()
 
     before = copy.deepcopy((dc.documents, dc.signatures))
-    eraser = load_erasers()["docue"]
+    eraser = ERASERS["docue"]()
     plan = eraser.plan(clients, subject, date.today())
     assert {(s.record_id, s.action) for s in plan} == {(f"{s['document_id']}/{s['id']}", "manual") for s in mine}
     outcome = eraser.execute(clients, subject, plan)
@@ -424,7 +424,7 @@ def test_docue_signer_without_email_is_listed_for_the_officer_by_full_name(small
     subject = subject_of(h)
     before = copy.deepcopy((dc.documents, dc.signatures))
 
-    eraser = load_erasers()["docue"]
+    eraser = ERASERS["docue"]()
     plan = eraser.plan(clients, subject, date.today())
     steps = {(s.record_kind, s.record_id): s for s in plan}
     assert {rid for kind, rid in steps if kind == "contract_party_by_name"} == by_name
@@ -454,7 +454,7 @@ def test_docue_unknown_or_ignored_include_is_unverified_never_not_found(small_sa
     signer = next(s for s in world.derive("docue").signatures if s.true_person_id and s.email)
     subject = subject_of(humans(world)[signer.true_person_id])
     dc.signatures_include = mode
-    eraser = load_erasers()["docue"]
+    eraser = ERASERS["docue"]()
     plan = eraser.plan(clients, subject, date.today())
     assert [(s.record_kind, s.record_id, s.action) for s in plan] == [("search", "all", "manual")]
     assert plan[0].detail.startswith("unverified")

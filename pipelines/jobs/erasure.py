@@ -35,7 +35,7 @@ from connectors.errors import describe
 from pipelines.concurrency import tags_for
 from contact_register.requests.erasure.flow import ErasureRefused, due_followups, run_erasure
 from contact_register.requests.erasure.own_stores import erase_own_stores
-from contact_register.requests.erasure.registry import load_erasers
+from contact_register.requests.erasure.registry import make_erasers
 from assets.resources import RegisterResource
 from contact_register.requests.cases import RegisterError, open_register
 from contact_register.requests.suppression.store import SuppressionKeyError
@@ -90,7 +90,7 @@ def erase_subject(context: OpExecutionContext, config: ErasureConfig):
                                     actor=actor, dagster_home=Path(context.instance.root_directory))
 
         try:
-            result = run_erasure(register, config.case_id.strip(), clients=clients, erasers=load_erasers(),
+            result = run_erasure(register, config.case_id.strip(), clients=clients, erasers=make_erasers(),
                                  actor=actor, warehouse_path=storage.warehouse_file(), dry_run=config.dry_run,
                                  own_stores=own, log=context.log.info)
         except (ErasureRefused, RegisterError, SuppressionKeyError) as exc:

@@ -16,7 +16,7 @@ from dagster import Config, Failure, OpExecutionContext, Out, Output, job, op
 from connectors.errors import describe
 from pipelines.concurrency import tags_for
 from contact_register.requests.rectification.flow import RectificationRefused, run_rectification
-from contact_register.requests.rectification.registry import load_rectifiers
+from contact_register.requests.rectification.registry import RECTIFIERS
 from contact_register.requests.cases import RegisterError
 from assets.system_resources import SYSTEM_RESOURCES
 from pipelines.jobs.writeback_support import systems_table, writeback_session
@@ -38,7 +38,7 @@ def rectify_subject(context: OpExecutionContext, config: RectificationConfig):
     """Plan, check the approval, correct in every system, read back, record."""
     with writeback_session(context) as (actor, register, clients):
         try:
-            result = run_rectification(register, config.case_id.strip(), clients=clients, handlers=load_rectifiers(),
+            result = run_rectification(register, config.case_id.strip(), clients=clients, handlers=RECTIFIERS,
                                        actor=actor, warehouse_path=context.resources.storage.warehouse_file(),
                                        dry_run=config.dry_run, log=context.log.info)
         except (RectificationRefused, RegisterError) as exc:

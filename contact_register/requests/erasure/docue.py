@@ -18,7 +18,6 @@ from __future__ import annotations
 from datetime import date
 
 from contact_register.requests.erasure.matching import is_subject_full_name
-from contact_register.requests.erasure.registry import register_eraser
 from contact_register.requests.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
 
 SYSTEM = "docue"
@@ -58,6 +57,3 @@ class DocueEraser:
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
         return []  # nothing is changed through the API; the manual task carries the rest
-
-
-register_eraser(DocueEraser())

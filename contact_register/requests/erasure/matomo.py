@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from contact_register.requests.erasure.registry import register_eraser
 from contact_register.requests.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
 
 SYSTEM = "matomo"
@@ -53,6 +52,3 @@ class MatomoEraser:
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
         return [f"visit:{rid}" for rid in _visit_ids(clients.client(SYSTEM).find_visits(subject.emails).visits)]
-
-
-register_eraser(MatomoEraser())

@@ -22,7 +22,6 @@ from __future__ import annotations
 from datetime import date
 
 from contact_register.requests.erasure.matching import is_subject_full_name, is_subject_record
-from contact_register.requests.erasure.registry import register_eraser
 from contact_register.requests.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
 
 SYSTEM = "trustmary"
@@ -78,6 +77,3 @@ class TrustmaryEraser:
 
     def verify(self, clients: Clients, subject: WritebackSubject) -> list[str]:
         return [f"contact:{c.get('id')}" for c in subject_contacts(clients.client(SYSTEM), subject)]
-
-
-register_eraser(TrustmaryEraser())

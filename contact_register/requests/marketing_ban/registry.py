@@ -1,4 +1,6 @@
-"""Banners by system. A system joins with one line: ``register_banner(TheirBanner())``."""
+"""Banners by system: ``BANNERS[system] -> Banner`` (``contact_register.requests.writeback.base.Banner``),
+the one explicit table of them. A system joins with one line here. A system with no banner
+becomes a manual task (``run.ban_everywhere``)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,9 @@ from contact_register.requests.marketing_ban.trustmary import TrustmaryBanner
 from contact_register.requests.marketing_ban.without_api import BANNERS as ANSWERED_WITHOUT_API
 from contact_register.requests.writeback.base import Banner
 
-BANNERS: dict[str, Banner] = {}
-
-
-def register_banner(banner: Banner) -> None:
-    BANNERS[banner.system] = banner
-
-
-register_banner(PipedriveBanner())
-register_banner(GoogleBanner())
-register_banner(TrustmaryBanner())
-for _banner in ANSWERED_WITHOUT_API:  # Netvisor, RT, Matomo, Docue: not applicable; Dealfront, Secapp: manual
-    register_banner(_banner)
+BANNERS: dict[str, Banner] = {banner.system: banner for banner in (
+    PipedriveBanner(),
+    GoogleBanner(),
+    TrustmaryBanner(),
+    *ANSWERED_WITHOUT_API,  # Netvisor, RT, Matomo, Docue: not applicable; Dealfront, Secapp: manual
+)}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from contact_register.warehouse.normalize import normalize_email, normalize_phone
-from contact_register.requests.writeback.base import Clients, WritebackSubject
+from contact_register.requests.writeback.base import Clients, Outcome, WritebackSubject
 
 
 @dataclass(frozen=True)
@@ -127,3 +127,11 @@ class Rectifier(Protocol):
     def plan(self, clients: Clients, subject: WritebackSubject, fix: Fix) -> Plan: ...
 
     def apply(self, clients: Clients, change: Change) -> None: ...
+
+
+class Answerer(Protocol):
+    """A system the rectification answers without writing (``without_api.py``)."""
+
+    system: str
+
+    def answer(self, subject: WritebackSubject) -> Outcome: ...
