@@ -498,7 +498,7 @@ def test_only_a_role_mailbox_is_not_put_on_the_suppression_list(tmp_path, monkey
     with open_register(str(tmp_path / "register.sqlite")) as reg:
         case = reg.new_case("erasure", validate_identifiers(["info@yritys-esimerkki.fi"]), actor="t")
         reg.verify(case.case_id, method="signed letter", actor="t")
-        reg.approve(case.case_id, action="erasure", actor="t")
+        reg.approve(case.case_id, action="erasure", actor="t2")  # four eyes: not the opener
         result = run_erasure(reg, case.case_id, clients=LiveContext({}), erasers={}, actor="t", warehouse_path=None,
                              own_stores=lambda s: Outcome("own_stores", "done"))
         # No eraser at all: every processor is a manual task, and our own stores wait for them.

@@ -7,6 +7,7 @@ rows of every DuckDB file) of every file the project owns finds none of the pers
 phones or names, while a control person is still everywhere they were.
 """
 
+import functools
 import os
 import shutil
 import subprocess
@@ -27,7 +28,8 @@ from contact_register.sync.raw_store import TableSpec, open_raw_store
 from pipelines.definitions import defs, resolved_subject_export
 from contact_register.requests.erasure import own_stores
 from contact_register.requests.erasure.byte_scan import phone_variants, scan
-from contact_register.requests.erasure.own_stores import Needles, _raw_removal, erase_own_stores, rewrite_without, scrub_dagster
+from contact_register.requests.erasure.own_stores import Needles, _raw_removal, erase_own_stores, rewrite_without
+from pipelines.jobs.erasure_dagster_storage import scrub_dagster
 from contact_register.requests.cases import open_register, validate_identifiers
 from contact_register.requests.cases.casebook import REDACTED_PREFIX
 from contact_register.requests.cases.identifiers import name_key
@@ -162,7 +164,7 @@ def test_erasure_leaves_no_byte_of_the_person_in_our_stores(stores, monkeypatch)
     con.close()
     assert subject.person_ids == [person["person_id"]]
     kwargs = dict(raw_dir=raw_dir, warehouse_path=warehouse, export_dir=export_dir, register=reg,
-                  case_id=case.case_id, actor="dpo", dagster_home=home)
+                  case_id=case.case_id, actor="dpo", scrub_runs=functools.partial(scrub_dagster, home))
 
     # A sync holding a raw store: the step reports the store busy and changes nothing in the register.
     monkeypatch.setattr(own_stores, "LOCK_WAIT_S", 1.0)
@@ -345,7 +347,7 @@ def test_redact_identifiers_keeps_the_case_and_its_trail(reg, register_url):
     access = reg.new_case("access", ids, actor="dpo", systems=["pipedrive"])
     case = reg.new_case("erasure", ids, actor="dpo", systems=["pipedrive"])
     reg.set_system_state(case.case_id, "pipedrive", "done", actor="dpo", records=2)
-    reg.approve(case.case_id, action="erasure", actor="dpo")
+    reg.approve(case.case_id, action="erasure", actor="dpo2")  # four eyes: not the opener
     other = reg.new_case("access", validate_identifiers(["someone@else.fi"]), actor="dpo")
     assert reg.related_cases(case.case_id) == sorted([access.case_id, case.case_id])
     trail = reg.audit_trail(case.case_id)

@@ -300,10 +300,10 @@ def test_system_states_held_failed_manual_and_close(reg):
         reg.close_case(cid, outcome="erased", actor="dpo")
     reg.set_system_state(cid, "docue", "manual_answered", actor="dpo", detail="Docue confirmed")
     reg.set_system_state(cid, "pipedrive", "done", actor="job", records=3)
-    reg.approve(cid, action="erasure", actor="dpo", note="checked")
+    reg.approve(cid, action="erasure", actor="dpo2", note="checked")
     with pytest.raises(RegisterError, match="already approved"):
-        reg.approve(cid, action="erasure", actor="dpo")
-    assert reg.approvals_for(cid, "erasure") == ["dpo"]
+        reg.approve(cid, action="erasure", actor="dpo2")
+    assert reg.approvals_for(cid, "erasure") == ["dpo2"]
     # A held system keeps the case open (its follow-up erasure needs the identifiers) ...
     with pytest.raises(RegisterError, match="netvisor"):
         reg.close_case(cid, outcome="erased; invoices held", actor="dpo")

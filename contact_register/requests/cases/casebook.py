@@ -34,6 +34,13 @@ FREE_ACCESS_DAYS = 365  # privacy notice: an access request is free once a year
 OPEN_SYSTEM_STATES = ("pending", "manual_open", "failed", "held")
 MAX_NOTE = 2000
 REDACTED_PREFIX = "hmac-sha256:"  # case_identifiers value of an identifier replaced by its keyed hash
+# Four eyes: these approvals must come from another person than the one who opened the case.
+# On by default; REGISTER_FOUR_EYES=off turns it off (an office with one officer).
+FOUR_EYES_ACTIONS = ("erasure",)
+
+
+def four_eyes_on() -> bool:
+    return os.environ.get("REGISTER_FOUR_EYES", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 class RegisterError(SafeMessage, Exception):
@@ -350,12 +357,16 @@ class Register:
         return self.get(case_id)
 
     def approve(self, case_id: str, *, action: str, actor: str, note: str | None = None) -> Case:
-        """Record an approval (e.g. of an erasure before it runs, or of an export before it is sent)."""
+        """Record an approval (e.g. of an erasure before it runs, or of an export before it is sent).
+        An erasure's approver must not be the case's opener (four eyes, see :func:`four_eyes_on`)."""
         action = checked_text(action, "action", limit=100)
         actor = checked_text(actor, "actor", limit=200)
         note = checked_text(note, "note", required=False)
         with self.backend.transaction() as tx:
-            self._open_case(tx, case_id)
+            case = self._open_case(tx, case_id)
+            if action in FOUR_EYES_ACTIONS and four_eyes_on() and actor == case.created_by:
+                raise RegisterError(f"four eyes: {action} must be approved by another officer than the one who "
+                                    f"opened the case ({actor}); REGISTER_FOUR_EYES=off turns the rule off")
             if tx.one("SELECT 1 FROM approvals WHERE case_id = ? AND action = ? AND approved_by = ?",
                       [case_id, action, actor]):
                 raise RegisterError(f"{actor} has already approved {action} for this case")
