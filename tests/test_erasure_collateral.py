@@ -8,6 +8,7 @@
 - The warehouse build and the erasure's rewrite take the same lock.
 """
 
+import functools
 import json
 import logging
 import shutil
@@ -18,6 +19,7 @@ import pytest
 from dagster import Config, DagsterInstance, build_reconstructable_job, execute_job, job, op
 
 from contact_register.requests.erasure.own_stores import erase_own_stores
+from pipelines.jobs.erasure_dagster_storage import scrub_dagster
 from contact_register.requests.cases import open_register, validate_identifiers
 from contact_register.requests.writeback.base import WritebackSubject
 
@@ -99,7 +101,7 @@ def test_only_runs_proven_to_concern_the_subject_are_deleted(home, tmp_path):
                                names=["Essi", "Essi Hyvärinen"])
     outcome = erase_own_stores(subject, raw_dir=tmp_path / "raw", warehouse_path=tmp_path / "warehouse.duckdb",
                                export_dir=tmp_path / "exports", register=reg, case_id=case.case_id, actor="dpo",
-                               dagster_home=home)
+                               scrub_runs=functools.partial(scrub_dagster, home))
     assert outcome.state == "done", outcome.error
 
     with DagsterInstance.from_config(str(home)) as instance:
@@ -213,7 +215,7 @@ def test_a_build_racing_the_erasure_cannot_put_the_person_back(home, tmp_path, m
     outcome = {}
     erasure = threading.Thread(name="erasure", target=run(lambda: outcome.setdefault("own", erase_own_stores(
         subject, raw_dir=raw_dir, warehouse_path=warehouse, export_dir=tmp_path / "exports", register=open_register(),
-        case_id=case.case_id, actor="dpo", dagster_home=home))))
+        case_id=case.case_id, actor="dpo", scrub_runs=functools.partial(scrub_dagster, home)))))
     waits = Flag("waiting for the warehouse lock")
     logging.getLogger("assets.warehouse").addHandler(waits)
     logging.getLogger("assets.warehouse").setLevel(logging.INFO)
@@ -309,7 +311,7 @@ def built_subject(raw_dir: Path, warehouse: Path, reg, ids):
 def erase(subject, reg, tmp_path: Path, home: Path):
     return erase_own_stores(subject, raw_dir=tmp_path / "raw", warehouse_path=tmp_path / "warehouse.duckdb",
                             export_dir=tmp_path / "exports", register=reg, case_id=subject.case_id, actor="dpo",
-                            dagster_home=home)
+                            scrub_runs=functools.partial(scrub_dagster, home))
 
 
 # -- item 8: nothing derived from an identifier without a key is kept ----------------------------

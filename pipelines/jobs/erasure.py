@@ -13,6 +13,7 @@ tick, since the sensor looks for every hold that has ended, not for today's.
 """
 
 
+import functools
 import os
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from dagster import (
 
 from connectors.errors import describe
 from pipelines.concurrency import tags_for
+from pipelines.jobs.erasure_dagster_storage import scrub_dagster
 from contact_register.requests.erasure.flow import ErasureRefused, due_followups, run_erasure
 from contact_register.requests.erasure.own_stores import erase_own_stores
 from contact_register.requests.erasure.registry import make_erasers
@@ -87,7 +89,8 @@ def erase_subject(context: OpExecutionContext, config: ErasureConfig):
         def own(subject):
             return erase_own_stores(subject, raw_dir=storage.raw_dir_path(), warehouse_path=storage.warehouse_file(),
                                     export_dir=res.export_path(), register=register, case_id=subject.case_id,
-                                    actor=actor, dagster_home=Path(context.instance.root_directory))
+                                    actor=actor,
+                                    scrub_runs=functools.partial(scrub_dagster, Path(context.instance.root_directory)))
 
         try:
             result = run_erasure(register, config.case_id.strip(), clients=clients, erasers=make_erasers(),

@@ -17,10 +17,9 @@
    (``WAREHOUSE_LOCK_WAIT_S``), then the step reports itself busy.
 3. **Exports**: the zip of this case and of every case about the same subject (cases share
    keyed subject hashes) is deleted; the case keeps the checksum and the trail.
-4. **Dagster**: runs whose stored config, tags or event log hold an identifier are deleted with
-   ``DagsterInstance.delete_run`` (run, tags, events) and their compute-log folder with the
-   compute log manager; compute-log files of other runs that hold one are deleted; SQLite
-   storage files are then vacuumed so the deleted rows leave the files too.
+4. **Dagster**: the caller's ``scrub_runs`` deletes the runs and compute logs that
+   :meth:`Needles.concerns` proves to be about the person. The core stays Dagster-free; the
+   erasure job passes ``pipelines/jobs/erasure_dagster_storage.scrub_dagster``.
 5. **Register**: this case's and the related cases' identifiers are replaced by keyed hashes
    (``Register.redact_identifiers``): cases, states and the audit trail stay. This runs last and
    only when everything else succeeded, so a failed attempt can be repeated with the same
@@ -50,13 +49,12 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import time
 import traceback
 import unicodedata
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import duckdb
 import phonenumbers
@@ -643,129 +641,19 @@ def _delete_exports(register: Register, case_ids: list[str], export_dir: Path, a
     return deleted
 
 
-# -- Dagster --------------------------------------------------------------------------------------
-
-UNFINISHED_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED", "SUSPENDED")
-
-
-def _strings(value) -> Iterator[str]:
-    """Every string (keys too) inside decoded JSON: serialized events escape non-ASCII
-    ("Hyv\\u00e4rinen"), so names are searched in the decoded strings, not in the JSON text."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield str(k)
-            yield from _strings(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _strings(v)
-
-
-def _run_concerns(instance, run, needles: Needles) -> tuple[bool, int]:
-    """(whether the run's stored config, tags or events prove it is about the person, number of
-    events it holds)."""
-    from dagster import serialize_value
-
-    if needles.concerns("\n".join(_strings({"config": run.run_config, "tags": dict(run.tags)}))):
-        return True, len(instance.all_logs(run.run_id))
-    entries = instance.all_logs(run.run_id)
-    hit = any(needles.concerns("\n".join(_strings(json.loads(serialize_value(e))))) for e in entries)
-    return hit, len(entries)
-
-
-def _vacuum_sqlite_files(folder: Path) -> int:
-    """VACUUM every SQLite file under ``folder`` (Dagster's default storage): deleted rows keep
-    their bytes in free pages until the file is rebuilt."""
-    done = 0
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix in (".wal", ".shm", ".journal") or not _is_sqlite(path):
-            continue
-        con = sqlite3.connect(str(path), timeout=60)
-        try:
-            con.execute("VACUUM")
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError:  # locked by a running Dagster process for a minute
-            raise StoreBusy("a Dagster storage file stayed locked; run the erasure again") from None
-        finally:
-            con.close()
-        done += 1
-    return done
-
-
-def _log_files(base: Path) -> Iterator[Path]:
-    if base.is_dir():
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.is_symlink() and not _is_sqlite(path):
-                yield path
-
-
-def _file_concerns(path: Path, needles: Needles) -> bool:
-    # Compute logs are the steps' captured stdout and stderr: UTF-8 text.
-    return needles.concerns(path.read_bytes().decode("utf-8", errors="replace"))
-
-
-def scrub_dagster(dagster_home: Path, needles: Needles, deleted: dict[str, dict[str, int]] | None = None
-                  ) -> dict[str, int]:
-    """Delete the Dagster runs (config, tags, events, compute logs) proven to be about the
-    person (:meth:`Needles.concerns`: their email, phone or full name, never a name part), and
-    other runs' compute-log files that are; vacuum SQLite storage. Works on any instance storage
-    (SQLite, PostgreSQL) through the public API; the vacuum applies to SQLite files only.
-    ``deleted`` (if given) receives, per run id, the events and log files removed (counts only)."""
-    from dagster import DagsterInstance, DagsterRunStatus
-
-    counts = {"dagster_runs_deleted": 0, "dagster_log_files_deleted": 0, "dagster_runs_busy": 0}
-    deleted = {} if deleted is None else deleted
-    if not (needles.emails or needles.phones or needles.full_names):
-        return counts
-    unfinished = {DagsterRunStatus[s] for s in UNFINISHED_RUN_STATUSES if s in DagsterRunStatus.__members__}
-    with DagsterInstance.from_config(str(dagster_home)) as instance:
-        logs = instance.compute_log_manager
-        base = Path(getattr(logs, "_base_dir", "") or dagster_home / "storage")
-        cursor = None
-        while True:
-            records = instance.get_run_records(limit=200, cursor=cursor, ascending=True)
-            if not records:
-                break
-            cursor = records[-1].dagster_run.run_id
-            for record in records:
-                run = record.dagster_run
-                hit, events = _run_concerns(instance, run, needles)
-                if not hit:
-                    continue
-                if run.status in unfinished:
-                    counts["dagster_runs_busy"] += 1
-                    continue
-                log_files = sum(1 for _ in _log_files(base / run.run_id))
-                instance.delete_run(run.run_id)
-                if hasattr(logs, "delete_logs"):
-                    logs.delete_logs(prefix=[run.run_id])
-                counts["dagster_runs_deleted"] += 1
-                deleted[run.run_id] = {"events": events, "log_files": log_files}
-        # Compute logs of the runs kept (and anything else in the local storage folder).
-        for path in _log_files(base):
-            if _file_concerns(path, needles):
-                path.unlink()
-                counts["dagster_log_files_deleted"] += 1
-                owner = path.relative_to(base).parts[0]
-                entry = deleted.setdefault(owner, {"events": 0, "log_files": 0})
-                entry["log_files"] += 1
-    counts["dagster_sqlite_files_vacuumed"] = _vacuum_sqlite_files(dagster_home)
-    return counts
-
-
-def _is_sqlite(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(16) == b"SQLite format 3\x00"
-
-
 # -- the entry point ----------------------------------------------------------------------------
 
 
+# What the run storage step gets: the person's needles and a dict to fill with what it removed per
+# run id (counts only); it returns counts, among them ``dagster_runs_busy`` (unfinished runs that
+# concern the person: the step then fails and is run again after they end).
+ScrubRuns = Callable[[Needles, dict[str, dict[str, int]]], dict[str, int]]
+
+
 def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, export_dir, register: Register,
-                     case_id: str, actor: str, dagster_home) -> Outcome:
-    """Remove the person from the raw stores, the warehouse, the exports, Dagster's storage and
-    (last) the register's identifiers. Idempotent: a second call finds nothing more to remove.
+                     case_id: str, actor: str, scrub_runs: ScrubRuns) -> Outcome:
+    """Remove the person from the raw stores, the warehouse, the exports, the run storage
+    (``scrub_runs``, given by the Dagster layer) and (last) the register's identifiers. Idempotent: a second call finds nothing more to remove.
     A busy store or an unexpected remainder gives state ``failed`` with the reason (no personal
     data) and leaves the register's identifiers in place for the next attempt."""
     raw_dir, warehouse_path, export_dir = Path(raw_dir), Path(warehouse_path), Path(export_dir)
@@ -809,11 +697,11 @@ def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, expo
         step = "dagster"
         runs: dict[str, dict[str, int]] = {}
         try:
-            counts.update(scrub_dagster(Path(dagster_home), needles, runs))
+            counts.update(scrub_runs(needles, runs))
         finally:
             if runs:  # what was removed, per run id (ids and counts only), even if a later run failed
                 register.record_event(case_id, "dagster_runs_deleted", {"runs": runs}, actor=actor)
-        if counts["dagster_runs_busy"]:
+        if counts.get("dagster_runs_busy"):
             raise StoreBusy(f"{counts['dagster_runs_busy']} unfinished Dagster runs hold the person's identifiers; "
                             "run the erasure again after they end")
     except Exception as exc:  # noqa: BLE001 - recorded in the case; a retry repeats the whole step
