@@ -17,6 +17,7 @@ from dagster import (
     Config,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    Definitions,
     OpExecutionContext,
     Output,
     RunFailureSensorContext,
@@ -158,4 +159,11 @@ deadline_digest_schedule = ScheduleDefinition(
     cron_schedule="0 8 * * *",
     execution_timezone="Europe/Helsinki",
     default_status=DefaultScheduleStatus.RUNNING,
+)
+
+# The notifications area of the code location, merged in pipelines/definitions.py.
+defs = Definitions(
+    jobs=[deadline_digest],
+    schedules=[deadline_digest_schedule],
+    sensors=[run_failure_alert, raw_freshness_alert],
 )
