@@ -35,8 +35,8 @@ from contact_register.requests.cases import (
     InvalidIdentifier,
     RegisterError,
     open_register,
-    validate_identifiers,
 )
+from contact_register.requests.officer import answer_task, open_case
 from contact_register.requests.rectification.corrections import (
     load_corrections,
     parse_pairs,
@@ -45,7 +45,6 @@ from contact_register.requests.rectification.corrections import (
 )
 from contact_register.requests.cases.casebook import Case, CompactionPending
 from contact_register.requests.restriction.store import record_lift_decision
-from contact_register.description import load_description
 
 
 def _default_actor() -> str:
@@ -230,14 +229,8 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
             corrections = {**_stdin_corrections(data.get("corrections")), **(parse_pairs(args.correct) if args.correct else {})}
         else:
             corrections = parse_pairs(args.correct) if args.correct else {}
-        if corrections and args.kind != "rectification":
-            raise InvalidIdentifier("corrections belong to a rectification case (--kind rectification)")
-        identifiers = validate_identifiers(**given)
-        systems = [p["system"] for p in load_description()["processors"]]
-        case = register.new_case(args.kind, identifiers, actor=actor, received_on=args.received, note=args.note,
-                                 systems=systems)
-        if corrections:
-            save_corrections(register, case.case_id, corrections, actor=actor)
+        case = open_case(register, args.kind, given, actor=actor, received_on=args.received, note=args.note,
+                         corrections=corrections)
         if args.json:
             print(json.dumps(_case_json(case, full=False)))
         else:
@@ -282,12 +275,7 @@ def _run(args: argparse.Namespace, register: Any, actor: str) -> int:
         save_corrections(register, args.case_id, corrections, actor=actor)
         case = register.get(args.case_id)
     elif cmd == "answer":
-        state = register.get(args.case_id).systems.get(args.system)
-        if state is None or state.state not in ("manual_open", "pending"):
-            raise RegisterError(f"{args.system} has no open task in case {args.case_id}"
-                                + (f" (it is {state.state})" if state else ""))
-        register.set_system_state(args.case_id, args.system, "manual_answered", actor=actor, detail=args.note)
-        case = register.get(args.case_id)
+        case = answer_task(register, args.case_id, args.system, note=args.note, actor=actor)
     elif cmd == "lift-restriction":
         record_lift_decision(register, args.case_id, reason=args.reason, actor=actor)
         print(f"{args.case_id}: lift recorded; run the restriction job with lift: true to unmark the systems")
