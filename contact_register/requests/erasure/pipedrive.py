@@ -28,6 +28,7 @@ from connectors.errors import NotFoundError
 from contact_register.requests.erasure.matching import is_subject_record
 from contact_register.requests.erasure.policy import PolicyError, mask_value, system_policy
 from contact_register.requests.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
+from contact_register.requests.writeback.pipedrive import contact_values, subject_persons
 
 SYSTEM = "pipedrive"
 ENTITY = {"person": "persons", "deal": "deals", "activity": "activities", "note": "notes"}
@@ -36,10 +37,6 @@ ORDER = {"note": 0, "activity": 1, "deal": 2, "person": 3, "mail_message": 4}
 
 def _ints(values) -> set[int]:
     return {int(v) for v in values if str(v).isdigit()}
-
-
-def _contact_values(items) -> list[str]:
-    return [str(i.get("value") if isinstance(i, dict) else i) for i in items or []]
 
 
 class PipedriveEraser:
@@ -64,23 +61,11 @@ class PipedriveEraser:
     def _is_masked(self, person: dict, subject: WritebackSubject) -> bool:
         fixed = (self.policy.get("person_fields", {}).get("name") or {}).get("fixed")
         return self.policy.get("person") == "mask" and person.get("name") == fixed and not is_subject_record(
-            subject, name=None, emails=_contact_values(person.get("emails")), phones=_contact_values(person.get("phones")))
+            subject, name=None, emails=contact_values(person.get("emails")), phones=contact_values(person.get("phones")))
 
     def _persons(self, client, subject: WritebackSubject) -> dict[int, dict]:
         """The subject's live, not yet masked person records."""
-        ids = _ints(subject.records_of(SYSTEM).get("person", []))
-        for email in subject.emails:
-            for hit in client.search_persons(email, exact_match=True, fields="email"):
-                item = hit.get("item", hit) if isinstance(hit, dict) else {}
-                if isinstance(item.get("id"), int) and is_subject_record(
-                        subject, name=item.get("name"), emails=_contact_values(item.get("emails")) or [email]):
-                    ids.add(item["id"])
-        out = {}
-        for pid in sorted(ids):
-            person = self._get(client, "person", pid)
-            if person is not None and not self._is_masked(person, subject):
-                out[pid] = person
-        return out
+        return subject_persons(client, subject, keep=lambda person: not self._is_masked(person, subject))
 
     @staticmethod
     def _subject_attendee(attendee, person_ids: set[int], emails: set[str]) -> bool:

@@ -8,9 +8,9 @@ and one corrected by an earlier run is found again for the read-back.
 
 from __future__ import annotations
 
-from contact_register.requests.marketing_ban.pipedrive import PipedriveBanner
 from contact_register.requests.rectification.base import Change, Fix, Plan, corrected_items, email_fix, phone_fix
 from contact_register.requests.writeback.base import Clients, WritebackSubject
+from contact_register.requests.writeback.pipedrive import subject_persons
 
 SYSTEM = "pipedrive"
 
@@ -20,7 +20,7 @@ class PipedriveRectifier:
 
     def plan(self, clients: Clients, subject: WritebackSubject, fix: Fix) -> Plan:
         # The banner's look-up: warehouse links + live exact-email search, live records only.
-        persons = PipedriveBanner()._persons(clients.client(SYSTEM), fix.finder(subject))
+        persons = subject_persons(clients.client(SYSTEM), fix.finder(subject))
         plan = Plan(found=len(persons))
         for pid, person in persons.items():
             payload: dict = {}

@@ -1,7 +1,7 @@
 """Pipedrive restriction: a label or custom field that means "processing restricted" is set on
 the person's records, verified by reading back, and removed again when the restriction is lifted.
 
-Settings (read when the job runs):
+Settings (read when the job runs, ``contact_register/requests/writeback/pipedrive.py``):
 
 - ``PIPEDRIVE_RESTRICTION_LABEL_ID``: id of a person label (e.g. "Käsittely rajoitettu");
 - ``PIPEDRIVE_RESTRICTION_FIELD`` / ``PIPEDRIVE_RESTRICTION_FIELD_VALUE``: a custom field key and
@@ -14,45 +14,24 @@ a restricted person is kept out of marketing by the warehouse's ``restricted`` f
 
 from __future__ import annotations
 
-import os
-
 from connectors.errors import NotFoundError
-from contact_register.requests.marketing_ban.pipedrive import BanSettings, PipedriveBanner
 from contact_register.requests.writeback.base import Clients, Outcome, WritebackSubject
+from contact_register.requests.writeback.pipedrive import (RESTRICTION_SETTINGS, PipedriveMark, mark_from_env,
+                                                           subject_persons)
 
 SYSTEM = "pipedrive"
 NOT_CONFIGURED = ("no restriction label or field configured (PIPEDRIVE_RESTRICTION_LABEL_ID or "
                   "PIPEDRIVE_RESTRICTION_FIELD/_VALUE): mark the person restricted in Pipedrive by hand")
 
 
-def restriction_settings() -> BanSettings | None:
-    """The restriction mark, in the ban's shape (a label and/or a field); None when unset."""
-    label = os.environ.get("PIPEDRIVE_RESTRICTION_LABEL_ID", "").strip()
-    if label and not label.isdigit():
-        raise ValueError("PIPEDRIVE_RESTRICTION_LABEL_ID must be a label id (a whole number)")
-    key = os.environ.get("PIPEDRIVE_RESTRICTION_FIELD", "").strip() or None
-    value: str | int | None = os.environ.get("PIPEDRIVE_RESTRICTION_FIELD_VALUE", "").strip() or None
-    if key and value is None:
-        raise ValueError("PIPEDRIVE_RESTRICTION_FIELD needs PIPEDRIVE_RESTRICTION_FIELD_VALUE")
-    if not label and not key:
-        return None
-    return BanSettings(int(label) if label else None, key, int(value) if isinstance(value, str) and value.isdigit()
-                       else value)
+def restriction_mark() -> PipedriveMark | None:
+    """The restriction mark (a label and/or a field); None when neither is configured."""
+    mark = mark_from_env(RESTRICTION_SETTINGS)
+    return mark if mark.is_set() else None
 
 
-def _marked(settings: BanSettings, person: dict) -> bool:
-    return bool(set(settings.marks(person)) - {"status"})  # the marketing status is not this mark
-
-
-def _unmark_changes(settings: BanSettings, person: dict) -> dict:
-    changes: dict = {}
-    labels = list(person.get("label_ids") or [])
-    if settings.label_id is not None and settings.label_id in labels:
-        changes["label_ids"] = [label for label in labels if label != settings.label_id]
-    custom = person.get("custom_fields") if isinstance(person.get("custom_fields"), dict) else {}
-    if settings.field_key and custom.get(settings.field_key) == settings.field_value:
-        changes["custom_fields"] = {settings.field_key: None}
-    return changes
+def _marked(mark: PipedriveMark, person: dict) -> bool:
+    return bool(set(mark.marks(person)) - {"status"})  # the marketing status is not this mark
 
 
 class PipedriveRestrictor:
@@ -61,11 +40,11 @@ class PipedriveRestrictor:
     def restrict(self, clients: Clients, subject: WritebackSubject, *, dry_run: bool = False
                  ) -> tuple[Outcome, list[str]]:
         """(outcome, ids of the person records that carry the mark)."""
-        settings = restriction_settings()
+        settings = restriction_mark()
         if settings is None:
             return Outcome(SYSTEM, "manual_open", detail=NOT_CONFIGURED), []
         client = clients.client(SYSTEM)
-        persons = PipedriveBanner()._persons(client, subject)
+        persons = subject_persons(client, subject)
         if not persons:
             return Outcome(SYSTEM, "not_found", detail="no live person record"), []
         todo = {pid: p for pid, p in persons.items() if not _marked(settings, p)}
@@ -85,7 +64,7 @@ class PipedriveRestrictor:
             f"{len(persons)} person records marked restricted ({len(todo)} now)")), marked
 
     def lift(self, clients: Clients, record_ids: list[str]) -> Outcome:
-        settings = restriction_settings()
+        settings = restriction_mark()
         if settings is None:
             return Outcome(SYSTEM, "manual_open", detail=NOT_CONFIGURED.replace("mark", "unmark"))
         client = clients.client(SYSTEM)
@@ -95,7 +74,7 @@ class PipedriveRestrictor:
                 person = client.get("persons", int(rid))
             except NotFoundError:
                 continue  # deleted meanwhile: nothing carries the mark
-            changes = _unmark_changes(settings, person)
+            changes = settings.removal_for(person)
             if changes:
                 client.update("persons", int(rid), changes)
                 lifted += 1
