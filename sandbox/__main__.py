@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from contact_register.warehouse.build import process_alive
+
 from .server import SYSTEMS, Sandbox
 from .world import World
 
@@ -50,16 +52,6 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -100,7 +92,7 @@ def cmd_env(args: argparse.Namespace) -> int:
         print(f"sandbox state file {state_file} is not valid JSON", file=sys.stderr)
         return 1
     pid = state.get("pid")
-    if not isinstance(pid, int) or not _pid_alive(pid):
+    if not isinstance(pid, int) or not process_alive(pid):
         print(f"sandbox is not running: process {pid} from {state_file} is gone "
               "(start it with `python -m sandbox serve`)", file=sys.stderr)
         return 1

@@ -246,6 +246,7 @@ def remove_abandoned_builds(target: Path) -> None:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether a process with this id still runs (one of another user counts: signal 0 is refused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
