@@ -489,7 +489,7 @@ def test_only_a_role_mailbox_is_not_put_on_the_suppression_list(tmp_path, monkey
     """The flow itself, no systems: a case known only by info@ puts nothing on the list (a
     colleague's re-collected contact must not be banned) and records why."""
     from contact_register.requests.erasure.flow import run_erasure
-    from contact_register.requests.export.exporters import LiveContext
+    from contact_register.requests.export.exporters import Clients
     from contact_register.requests.writeback.base import Outcome
 
     monkeypatch.setenv("REGISTER_HMAC_KEY", "test-key-" + "x" * 32)
@@ -499,7 +499,7 @@ def test_only_a_role_mailbox_is_not_put_on_the_suppression_list(tmp_path, monkey
         case = reg.new_case("erasure", validate_identifiers(["info@yritys-esimerkki.fi"]), actor="t")
         reg.verify(case.case_id, method="signed letter", actor="t")
         reg.approve(case.case_id, action="erasure", actor="t2")  # four eyes: not the opener
-        result = run_erasure(reg, case.case_id, clients=LiveContext({}), erasers={}, actor="t", warehouse_path=None,
+        result = run_erasure(reg, case.case_id, clients=Clients({}), erasers={}, actor="t", warehouse_path=None,
                              own_stores=lambda s: Outcome("own_stores", "done"))
         # No eraser at all: every processor is a manual task, and our own stores wait for them.
         assert result.systems["own_stores"].state == "pending"

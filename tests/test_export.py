@@ -347,7 +347,7 @@ def test_expired_exports_are_deleted_and_the_case_keeps_the_checksum(export_env)
 
 def test_a_failing_api_marks_the_system_failed_and_keeps_what_the_warehouse_holds(export_env, sandbox, small_world):
     from contact_register.requests.export.export import export_subject
-    from contact_register.requests.export.exporters import LiveContext
+    from contact_register.requests.export.exporters import Clients
     from contact_register.requests.cases import validate_identifiers
     from tests.conftest import make_client
 
@@ -359,7 +359,7 @@ def test_a_failing_api_marks_the_system_failed_and_keeps_what_the_warehouse_hold
     result = export_subject(
         case={"case_id": "ACC-20260101-fa11ed"}, identifiers=validate_identifiers([h.email], [h.phone_e164]),
         warehouse_path=os.environ["WAREHOUSE_PATH"], export_dir=os.environ["EXPORT_DIR"],
-        desc=load_description(), live=LiveContext({"pipedrive": lambda: make_client(sandbox)}))
+        desc=load_description(), live=Clients({"pipedrive": lambda: make_client(sandbox)}))
     sandbox.pipedrive.set_faults(0)
     pd = result.results["pipedrive"]
     assert pd.state == "failed" and pd.error.startswith("live read failed: RetryableError")

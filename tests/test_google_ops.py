@@ -144,9 +144,9 @@ def test_a_mass_mailing_is_left_to_a_person_not_deleted_with_everyone_in_it(clie
 
 
 def eraser_clients(client):
-    from contact_register.requests.export.exporters import LiveContext
+    from contact_register.requests.export.exporters import Clients
 
-    return LiveContext({"google": lambda: client})
+    return Clients({"google": lambda: client})
 
 
 def test_erasure_leaves_every_group_of_the_subject_with_the_default_policy(google_sandbox, client, monkeypatch):

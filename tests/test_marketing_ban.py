@@ -8,7 +8,7 @@ from dagster import DagsterInstance
 
 from connectors.google_workspace_ops import find
 from pipelines.definitions import defs
-from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.export.exporters import Clients
 from contact_register.requests.marketing_ban.pipedrive import PipedriveBanner
 from contact_register.requests.marketing_ban.registry import BANNERS
 from contact_register.requests.cases import open_register, validate_identifiers
@@ -160,7 +160,7 @@ def test_pipedrive_silent_refusal_fails_loudly_and_the_label_fallback_sticks(san
     for pid in pids:  # the once-only rule: each person's one status change is used up
         current = client.get("persons", pid)["marketing_status"]
         client.set_marketing_status(pid, "archived" if current != "archived" else "subscribed")
-    clients = LiveContext({"pipedrive": lambda: make_client(sandbox)})
+    clients = Clients({"pipedrive": lambda: make_client(sandbox)})
     banner = PipedriveBanner()
     subject = subject_for(h)
     outcome = banner.ban(clients, subject)
@@ -185,7 +185,7 @@ def test_a_rerun_keeps_the_officers_answer_to_a_manual_task(ban_env):
     with open_register() as reg:
         case_id = reg.new_case("objection", ids, actor="a").case_id
         subject = WritebackSubject(case_id=case_id, identifiers=ids, emails=["joku.muu@esimerkki.fi"])
-        outcomes = ban_everywhere(LiveContext({}), subject, systems=["dealfront", "netvisor"])
+        outcomes = ban_everywhere(Clients({}), subject, systems=["dealfront", "netvisor"])
         assert {s: o.state for s, o in outcomes.items()} == {"dealfront": "manual_open", "netvisor": "not_applicable"}
         record_outcomes(reg, case_id, outcomes, actor="dagster:1")
         reg.set_system_state(case_id, "dealfront", "manual_answered", actor="tietosuojavastaava",

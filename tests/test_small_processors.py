@@ -18,7 +18,7 @@ from connectors.matomo import MatomoClient
 from connectors.trustmary import TrustmaryClient
 from contact_register.requests.erasure.registry import ERASERS
 from contact_register.requests.export.export import export_subject
-from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.export.exporters import Clients
 from contact_register.requests.marketing_ban.registry import BANNERS
 from contact_register.requests.marketing_ban.run import ban_everywhere
 from contact_register.requests.cases import validate_identifiers
@@ -47,7 +47,7 @@ def connect(env: dict, system: str, **kw):
 def clients(small_sandbox):
     """The three clients as the jobs open them: through the Dagster resources' ``client()``."""
     env = small_sandbox.env()
-    ctx = LiveContext({
+    ctx = Clients({
         "trustmary": TrustmaryResource(base_url=env["TRUSTMARY_BASE_URL"], api_key=env["TRUSTMARY_API_KEY"]).client,
         "matomo": MatomoResource(base_url=env["MATOMO_BASE_URL"], token_auth=env["MATOMO_TOKEN_AUTH"],
                                  user_id_format=env["MATOMO_USER_ID_FORMAT"]).client,
@@ -526,7 +526,7 @@ def test_subject_export_carries_the_small_processors_records(sandbox, small_sand
     run_sync(sandbox, raw)
     build_warehouse(str(raw), str(wh))
     env = small_sandbox.env()
-    live = LiveContext({"pipedrive": lambda: make_client(sandbox), **{
+    live = Clients({"pipedrive": lambda: make_client(sandbox), **{
         s: (lambda s=s: connect(env, s)) for s in ("trustmary", "matomo", "docue")}})
     try:
         result = export_subject(

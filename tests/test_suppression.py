@@ -273,7 +273,7 @@ def test_a_failed_reban_is_recorded_and_retried_under_the_same_case(sandbox, sma
     continues the same case instead of opening another."""
     from contact_register.requests.suppression.check import run_check
     from contact_register.warehouse.build import build_warehouse
-    from contact_register.requests.export.exporters import LiveContext
+    from contact_register.requests.export.exporters import Clients
     from tests.test_marketing_ban import pipedrive_records
     from tests.test_pipedrive_sync import run_sync
 
@@ -293,7 +293,7 @@ def test_a_failed_reban_is_recorded_and_retried_under_the_same_case(sandbox, sma
     client = make_client(sandbox)
     new_id = recreate(client, h)
     sandbox.pipedrive.campaigns_enabled = False  # marketing_status is now ignored, silently
-    clients = LiveContext({"pipedrive": lambda: make_client(sandbox)})
+    clients = Clients({"pipedrive": lambda: make_client(sandbox)})
 
     def check():
         run_sync(sandbox, raw)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from connectors.errors import BadRequestError, describe
 from contact_register.requests.erasure.byte_scan import phone_variants, scan
-from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.export.exporters import Clients
 from contact_register.requests.marketing_ban.run import ban_everywhere, record_outcomes
 from contact_register.requests.cases import open_register, validate_identifiers
 from pipelines.sensors import _error_text
@@ -39,7 +39,7 @@ def test_a_vendor_error_quoting_the_person_leaves_no_trace_in_the_trail(sandbox,
         case_id = reg.new_case("objection", ids, actor="tietosuojavastaava", systems=["pipedrive"]).case_id
         subject = WritebackSubject(case_id=case_id, identifiers=ids, emails=[human.email],
                                    names=[f"{human.first_name} {human.last_name}"])
-        clients = LiveContext({"pipedrive": lambda: make_client(sandbox)})
+        clients = Clients({"pipedrive": lambda: make_client(sandbox)})
         try:
             outcomes = ban_everywhere(clients, subject, systems=["pipedrive"])
         finally:

@@ -6,7 +6,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from connectors.errors import describe
 from contact_register.requests.suppression.check import run_check
-from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.export.exporters import Clients
 from contact_register.requests.suppression.store import SuppressionKeyError, SuppressionList
 from assets.system_resources import SYSTEM_RESOURCES, client_factories
 
@@ -23,7 +23,7 @@ from assets.system_resources import SYSTEM_RESOURCES, client_factories
 def suppression_check(context: AssetExecutionContext):
     actor = f"dagster:{context.run.run_id}"
     register = context.resources.register.open()
-    clients = LiveContext(client_factories(context.resources, write=True))
+    clients = Clients(client_factories(context.resources, write=True))
     con = duckdb.connect(str(context.resources.storage.warehouse_file()), read_only=True)
     try:
         result = run_check(con, SuppressionList(register), clients, actor=actor)

@@ -23,7 +23,7 @@ from dagster import (
 
 from pipelines.concurrency import tags_for
 from contact_register.requests.export.registry import EXPORTERS
-from contact_register.requests.export.exporters import LiveContext
+from contact_register.requests.export.exporters import Clients
 from contact_register.requests.export.export import ExportError, export_subject
 from contact_register.requests.cases import InvalidIdentifier, RegisterError, validate_identifiers
 from contact_register.requests.cases.casebook import Register
@@ -117,7 +117,7 @@ def export_subject_data(context: OpExecutionContext, config: SubjectExportConfig
         purged = purge_expired(register, export_dir, actor)
         if config.live_reads:
             # Every system with an exporter and a configured resource is read live.
-            live = LiveContext(client_factories(context.resources, systems=set(EXPORTERS)))
+            live = Clients(client_factories(context.resources, systems=set(EXPORTERS)))
         storage = context.resources.storage
         try:
             result = export_subject(

@@ -26,7 +26,7 @@ import duckdb
 from contact_register.warehouse.identity import generic_local_parts
 from connectors.errors import SafeMessage, describe
 from contact_register.requests.export.registry import EXPORTERS
-from contact_register.requests.export.exporters import LiveContext, PersonRef, SystemExport
+from contact_register.requests.export.exporters import Clients, PersonRef, SystemExport
 from contact_register.requests.export.report import render_report
 from contact_register.requests.cases.identifiers import Identifiers, name_key
 
@@ -166,7 +166,7 @@ def _own_identifiers(con: duckdb.DuckDBPyConnection, subject: Subject,
 
 
 def collect(con: duckdb.DuckDBPyConnection, subject: Subject, processors: list[dict],
-            live: LiveContext | None) -> dict[str, SystemExport]:
+            live: Clients | None) -> dict[str, SystemExport]:
     """Every processor of the register description, plus any system the warehouse links the
     person to, answered: found / not_found / failed, or manual_open when nothing reads it."""
     systems = [p["system"] for p in processors]
@@ -310,7 +310,7 @@ class ExportResult:
 
 
 def export_subject(*, case: dict, identifiers: Identifiers, warehouse_path: str | Path, export_dir: str | Path,
-                   desc: dict, live: LiveContext | None, expire_days: int = DEFAULT_EXPIRE_DAYS,
+                   desc: dict, live: Clients | None, expire_days: int = DEFAULT_EXPIRE_DAYS,
                    now: datetime | None = None) -> ExportResult:
     """Read the warehouse (read-only), collect, write ``<export_dir>/<case_id>-<time>.zip``."""
     wh = Path(warehouse_path)

@@ -5,7 +5,7 @@ An exporter answers two questions about one person:
 (what the sync keeps), and ``live()`` reads from the system's API what the sync does not keep
 (mail, change history, attachments ...). A system joins with one line in ``registry.py`` (``EXPORTERS``), the one table of them. A
 processor of register.yaml with no exporter is answered by a manual task. Live reads get
-their API client from ``LiveContext``, whose factories come from
+their API client from ``Clients``, whose factories come from
 ``assets.system_resources`` (system -> Dagster resource).
 """
 
@@ -159,7 +159,7 @@ def visible_message(raw: bytes, own: set[str]) -> bytes:
     return raw if cut == text else cut.encode("utf-8", errors="surrogateescape") + body
 
 
-class LiveContext:
+class Clients:
     """Factories of API clients by system; ``client(system)`` opens one on first use."""
 
     def __init__(self, factories: dict[str, Callable[[], Any]] | None = None) -> None:
@@ -260,7 +260,7 @@ class Exporter:
         if recs:
             out.records.setdefault(kind, []).extend(recs)
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         """Nothing to read live by default."""
 
     def scope(self, person: PersonRef, out: SystemExport) -> None:
@@ -277,7 +277,7 @@ class PipedriveExporter(Exporter):
         super().__init__("pipedrive", {"person": "persons", "deal": "deals", "activity": "activities",
                                        "note": "notes"})
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         person_ids = sorted({int(i) for i in person.records.get("person", []) if str(i).isdigit()})
         if not person_ids:
             return
@@ -354,7 +354,7 @@ class GoogleExporter(Exporter):
                                     "gmail_message": "gmail_messages"},
                          record_columns={"gmail_messages": None})
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         if not person.emails:
             return
         client = ctx.client("google")
@@ -445,7 +445,7 @@ class NetvisorExporter(Exporter):
         super().__init__("netvisor", {"customer": "customers", "contact_person": "contact_persons",
                                       "invoice": "invoices"})
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         contact_ids = {int(r["id"]) for r in out.records.get("contact_person", []) if str(r.get("id")).isdigit()}
         private = {int(r["id"]) for r in out.records.get("customer", [])
                    if str(r.get("id")).isdigit() and str(r.get("is_private_customer")) in ("1", "true", "True")}
@@ -498,7 +498,7 @@ class RequestTrackerExporter(Exporter):
     def __init__(self) -> None:
         super().__init__("request_tracker", {"user": "users", "ticket": "tickets"})
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         linked = {str(i) for i in person.records.get("user", [])}
         emails = {e.strip().casefold() for e in person.emails}
         emails |= {str(u.get("EmailAddress") or "").strip().casefold() for u in out.records.get("user", [])} - {""}
@@ -596,5 +596,5 @@ class RequestTrackerExporter(Exporter):
         return kept
 
 
-__all__ = ["Attachment", "Exporter", "GoogleExporter", "LiveContext", "NetvisorExporter", "PersonRef",
+__all__ = ["Attachment", "Exporter", "GoogleExporter", "Clients", "NetvisorExporter", "PersonRef",
            "PipedriveExporter", "RequestTrackerExporter", "SystemExport"]

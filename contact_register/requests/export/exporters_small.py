@@ -14,14 +14,14 @@ Listed, with the others, in ``registry.py``.
 
 from __future__ import annotations
 
-from contact_register.requests.export.exporters import Exporter, LiveContext, PersonRef, SystemExport
+from contact_register.requests.export.exporters import Exporter, Clients, PersonRef, SystemExport
 
 
 class TrustmaryExporter(Exporter):
     def __init__(self) -> None:
         super().__init__("trustmary", {})
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         if not person.emails:
             return
         client = ctx.client("trustmary")
@@ -38,7 +38,7 @@ class MatomoExporter(Exporter):
     def __init__(self) -> None:
         super().__init__("matomo", {})
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         if not person.emails:
             return
         client = ctx.client("matomo")
@@ -56,7 +56,7 @@ class DocueExporter(Exporter):
     def __init__(self) -> None:
         super().__init__("docue", {})
 
-    def live(self, ctx: LiveContext, person: PersonRef, out: SystemExport) -> None:
+    def live(self, ctx: Clients, person: PersonRef, out: SystemExport) -> None:
         if not person.emails:
             return
         found = ctx.client("docue").export(person.emails)

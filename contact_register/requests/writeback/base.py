@@ -25,7 +25,7 @@ from typing import Protocol
 import duckdb
 
 from contact_register.requests.export.export import find_subject
-from contact_register.requests.export.exporters import LiveContext as Clients  # API clients by system, opened on first use
+from contact_register.requests.export.exporters import Clients  # API clients by system, opened on first use
 from contact_register.description import load_description
 from contact_register.requests.cases.identifiers import Identifiers
 
