@@ -13,7 +13,8 @@ import sys
 
 import duckdb
 
-GROUPS = ("contact_register.cli.identity", "contact_register.cli.request", "contact_register.cli.doctor")
+GROUPS = ("contact_register.cli.identity", "contact_register.cli.request", "contact_register.cli.doctor",
+          "contact_register.cli.desk")
 
 
 def build_parser() -> argparse.ArgumentParser:
