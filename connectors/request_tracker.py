@@ -3,8 +3,9 @@
 python-rt 3.x names its REST2 class ``rt.rest2.Rt`` (there is no ``Rest2`` alias) and speaks
 HTTP through ``httpx2``, not ``requests``: the shared layer in ``connectors.http`` cannot carry
 it. This module therefore gives the same guarantees around it: every call goes through
-``_call``, which retries transient failures with jittered backoff (``RetryPolicy``) and maps
-python-rt's and httpx2's exceptions into ``connectors.errors``; python-rt's DEBUG logger (which
+``_call``, which maps python-rt's and httpx2's exceptions into ``connectors.errors`` and runs
+the call in the shared retry loop (``connectors.http.retry_call``, jittered backoff by
+``RetryPolicy``); python-rt's DEBUG logger (which
 prints request bodies) is held at INFO so personal data never reaches logs. Single records come
 from python-rt's methods (``get_user``, ``get_ticket``, ``get_attachment``); the collection
 searches it lacks (users, transactions, attachments by id, with ``fields`` and ``per_page``)
@@ -21,27 +22,10 @@ Subject export (``export_subject``): the user records, every ticket where they a
 requestor/Cc/AdminCc, each ticket's transactions with full correspondence and attachments
 (base64 content), so the package is complete.
 
-Erasure (``erase``) and why rt-shredder, not RT's "Anonymize" action:
-- REST2's ``DELETE /user/N`` only disables the user. RT's anonymize action
-  (``RT::User::AnonymizeUser``) blanks the user's columns through the normal setters, and each
-  setter writes a ``Set`` transaction whose OldValue is the old e-mail / real name: the data
-  stays in the Transactions table, and the user's tickets, messages and attachments are not
-  touched at all. ``rt-shredder`` deletes the user row *with* its own history, group
-  memberships and principal, and re-points what they created to ``Nobody``
-  (``replace_relations``), so nothing of the user record remains.
-- The shredder's Users plugin matches ``email``/``name`` as a substring (``MATCHES``): shredding
-  ``a@b.fi`` would also shred ``ma@b.fi``. We therefore first rename the user (REST2) to a random
-  ``erase-<32 hex>`` name and shred by that name, which matches exactly one user.
-- Tickets that concern only this person (every requestor/Cc is them) are shredded whole
-  (``Tickets`` plugin). In tickets shared with others the policy decides
-  (``ErasurePolicy.shared_tickets``): ``"scrub"`` keeps the messages and replaces the person's
-  e-mail and names in every attachment's headers and content with placeholders
-  (``rt-munge-attachments``, RT's own GDPR tool; it also covers others' quoted replies and RT's
-  outgoing-mail records); ``"shred_own"`` shreds the person's own transactions (their messages
-  and files) and then scrubs the rest the same way.
-- The shredder's SQL dump (an undo file) contains the person. By default none is written
-  (``--no-sqldump``); if ``sqldump_dir`` is set (a folder on the RT host, never a project
-  store), the dump is written there and deleted once the erasure verified clean.
+Erasure primitives: ``rename_user``, ``get_user`` and RT's admin tools (``RtAdminTools``:
+rt-shredder, rt-munge-attachments). Which tickets are shredded, munged or kept, and why
+rt-shredder rather than RT's "Anonymize" action, is erasure policy:
+``contact_register/requests/erasure/request_tracker.py``.
 - The admin tools run on the RT host: ``RtAdminTools(command_prefix=...)`` (e.g. ``ssh rt-host
   sudo -u www-data``, or nothing when RT runs locally), with ``RT_SITE_CONFIG`` passed through.
   Their arguments (the person's e-mail and names for rt-munge-attachments) travel on stdin: the
@@ -51,14 +35,12 @@ Marketing ban: not applicable; RT holds support correspondence, not marketing co
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import random
-import secrets
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -77,7 +59,7 @@ from connectors.errors import (
     RateLimitedError,
     RetryableError,
 )
-from connectors.http import RetryPolicy, parse_retry_after
+from connectors.http import Retry, RetryPolicy, parse_retry_after, retry_call
 
 SYSTEM = "request_tracker"
 log = logging.getLogger("connectors.request_tracker")
@@ -115,30 +97,6 @@ def ticketsql_time(value: datetime) -> str:
 class Stats:
     requests: int = 0
     retries: int = 0
-
-
-@dataclass
-class ErasurePolicy:
-    shared_tickets: str = "scrub"  # or "shred_own"
-    email_placeholder: str = "poistettu@erased.invalid"
-    name_placeholder: str = "[poistettu]"
-    shred_solo_tickets: bool = True
-    sqldump_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.shared_tickets not in ("scrub", "shred_own"):
-            raise ValueError("shared_tickets must be 'scrub' or 'shred_own'")
-
-
-@dataclass
-class ErasureReport:
-    status: str  # "done", "not_found", "dry_run"
-    users: int = 0
-    solo_tickets: list[int] = field(default_factory=list)
-    shared_tickets: list[int] = field(default_factory=list)
-    transactions_shredded: int = 0
-    verified: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 # Runs one of RT's admin scripts with its arguments read from stdin (NUL-terminated, after the
@@ -237,22 +195,17 @@ class RequestTrackerClient:
         """Run one python-rt call with retries; map its failures into connectors.errors.
         A ``read`` is also retried when its answer is damaged (truncated or garbled JSON); a
         write is not, since a damaged answer may hide a write that happened."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return fn()
-            except Exception as exc:  # noqa: BLE001 - mapped below, never swallowed
-                error = _map_error(exc, what)
-                retryable = isinstance(error, RetryableError) or (read and isinstance(error, BadPayloadError))
-                if not retryable or attempt >= self.retry.max_attempts:
-                    raise error from exc
-                retry_after = getattr(error, "retry_after", None)
-                if retry_after is not None and retry_after > self.retry.max_wait_s:
-                    raise error from exc  # a long pause is the caller's decision, not a hidden sleep
-                self.stats.retries += 1
-                delay = min(self.retry.backoff_max_s, self.retry.backoff_base_s * 2 ** (attempt - 1))
-                self._sleep(max(self._rng.uniform(0, delay), retry_after or 0.0))
+        def classify(exc: Exception) -> Retry | BaseException:
+            error = _map_error(exc, what)
+            if isinstance(error, RetryableError) or (read and isinstance(error, BadPayloadError)):
+                return Retry(error, wait_s=getattr(error, "retry_after", None))
+            return error
+
+        def on_retry(_number: int, _error: ConnectorError, _wait: float) -> None:
+            self.stats.retries += 1
+
+        return retry_call(lambda _number: fn(), classify, self.retry, sleep=self._sleep, rng=self._rng,
+                          on_retry=on_retry)
 
     def _json(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
               read: bool | None = None) -> Any:
@@ -379,6 +332,14 @@ class RequestTrackerClient:
         self._json("PUT", f"user/{int(user_id)}", body=fields)
         return self._json("GET", f"user/{int(user_id)}")
 
+    def rename_user(self, user_id: int, name: str) -> None:
+        """Set the user's ``Name`` (no read-back: the erasure shreds the user by that name next)."""
+        self._json("PUT", f"user/{int(user_id)}", body={"Name": name})
+
+    def get_user(self, user_id: int) -> dict:
+        """One user record; NotFoundError once it is gone (shredded)."""
+        return self._call("GET user", lambda: self.rt.get_user(user_id), read=True)
+
     def tickets_of_user(self, user_id: int) -> list[dict]:
         query = " OR ".join(f"{role}.id = {int(user_id)}" for role in WATCHER_ROLES)
         params = {"query": query, "fields": ",".join(TICKET_FIELDS), "fields[Creator]": "id",
@@ -423,7 +384,7 @@ class RequestTrackerClient:
                 for meta in self.ticket_attachments(tid):
                     full = self.attachment(int(meta["id"]))
                     attachments.append({
-                        "id": int(meta["id"]), "transaction_id": _ref_id(full.get("TransactionId")),
+                        "id": int(meta["id"]), "transaction_id": ref_id(full.get("TransactionId")),
                         "content_type": full.get("ContentType"), "filename": full.get("Filename"),
                         "headers": full.get("Headers"), "content_base64": full.get("Content") or "",
                     })
@@ -435,119 +396,9 @@ class RequestTrackerClient:
         return {"system": SYSTEM, "status": "not_applicable",
                 "reason": "Request Tracker holds support correspondence, not marketing consents or lists."}
 
-    def erase(self, email: str, *, names: Sequence[str] = (), policy: ErasurePolicy | None = None,
-              dry_run: bool = False) -> ErasureReport:
-        """Erase the person with ``email``: see the module docstring. ``names`` adds name
-        spellings to scrub from shared tickets (the user's RealName is always included)."""
-        policy = policy or ErasurePolicy()
-        users = self.find_users(email)
-        if not users:
-            return ErasureReport("not_found")
-        if self.admin is None and not dry_run:
-            raise FatalError("erasure needs RT's admin tools (rt-shredder) on the RT host: configure RtAdminTools",
-                             system=SYSTEM)
-        report = ErasureReport("dry_run" if dry_run else "done", users=len(users))
-        user_ids = {int(u["id"]) for u in users}
-        needles = {email.strip()}
-        for u in users:
-            for value in (u.get("EmailAddress"), u.get("Name"), u.get("RealName")):
-                if isinstance(value, str) and len(value.strip()) >= 3:
-                    needles.add(value.strip())
-            real = str(u.get("RealName") or "").split()
-            if len(real) == 2:
-                needles.add(f"{real[1]} {real[0]}")  # "Virtanen Matti" as Outlook writes it
-        needles.update(n.strip() for n in names if len(n.strip()) >= 3)
-        solo, shared = set(), set()
-        own_transactions: list[int] = []
-        for uid in user_ids:
-            for ticket in self.tickets_of_user(uid):
-                others = {p for role in WATCHER_ROLES for p in _watcher_ids(ticket.get(role))} - user_ids
-                (shared if others else solo).add(int(ticket["id"]))
-        if not policy.shred_solo_tickets:
-            shared |= solo
-            solo = set()
-        if policy.shared_tickets == "shred_own":
-            for tid in sorted(shared):
-                own_transactions += [int(t["id"]) for t in self.ticket_transactions(tid)
-                                     if _ref_id(t.get("Creator")) in user_ids and t.get("Type") != "Create"]
-        report.solo_tickets, report.shared_tickets = sorted(solo), sorted(shared)
-        report.transactions_shredded = len(own_transactions)
-        if dry_run:
-            return report
-        dump_dir = Path(policy.sqldump_dir) if policy.sqldump_dir else None
-        dumps: list[Path] = []
 
-        def dump() -> Path | None:
-            if dump_dir is None:
-                return None
-            dumps.append(dump_dir / f"shredder-{secrets.token_hex(8)}.sql")
-            return dumps[-1]
-
-        try:
-            if solo:
-                query = " OR ".join(f"id = {t}" for t in sorted(solo))
-                self.admin.shred(f"Tickets=query,{query};limit,{len(solo) + 1}", sqldump=dump())
-            if own_transactions:
-                objs = ";".join(f"Transaction,{t}" for t in own_transactions)
-                self.admin.shred(f"Objects={objs}", sqldump=dump())
-            if shared:
-                # Longest first: a full name is replaced before the e-mail's local part could be.
-                for needle in sorted(needles, key=len, reverse=True):
-                    replacement = policy.email_placeholder if "@" in needle else policy.name_placeholder
-                    self.admin.munge_tickets(sorted(shared), needle, replacement)
-            for uid in sorted(user_ids):
-                # Rename first: the Users plugin matches names as substrings, this name is unique.
-                token = f"erase-{secrets.token_hex(16)}"
-                self._json("PUT", f"user/{uid}", body={"Name": token})
-                self.admin.shred(f"Users=status,any;name,{token};replace_relations,Nobody;limit,1", sqldump=dump())
-        finally:
-            verified = self._verify_gone(email, user_ids, report.shared_tickets, needles)
-            report.verified = verified
-            if verified:
-                for path in dumps:
-                    _remove(path)
-            elif dumps:
-                report.notes.append("shredder dumps kept on the RT host until the erasure verifies")
-        if not report.verified:
-            report.status = "failed"
-        return report
-
-    def _verify_gone(self, email: str, user_ids: set[int], shared: Sequence[int], needles: set[str]) -> bool:
-        try:
-            if self.find_users(email):
-                return False
-            for uid in user_ids:
-                try:
-                    self._call("GET user", lambda: self.rt.get_user(uid), read=True)
-                    return False
-                except NotFoundError:
-                    pass
-            lowered = [n.casefold() for n in needles]
-            for tid in shared:
-                for meta in self.ticket_attachments(tid):
-                    full = self.attachment(int(meta["id"]))
-                    text = str(full.get("Headers") or "")
-                    content = full.get("Content") or ""
-                    if str(full.get("ContentType", "")).startswith(("text/", "message/")):
-                        try:
-                            text += base64.b64decode(content).decode("utf-8", "replace")
-                        except ValueError:
-                            pass
-                    if any(n in text.casefold() for n in lowered):
-                        return False
-            return True
-        except ConnectorError:
-            return False
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _ref_id(value: Any) -> int | None:
+def ref_id(value: Any) -> int | None:
+    """The id in a REST2 reference (``{"id": "7", ...}``), a number or a numeric string."""
     if isinstance(value, dict):
         value = value.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -557,10 +408,11 @@ def _ref_id(value: Any) -> int | None:
     return None
 
 
-def _watcher_ids(value: Any) -> list[int]:
+def watcher_ids(value: Any) -> list[int]:
+    """The user ids in a ticket's watcher list (Requestor, Cc, AdminCc)."""
     if not isinstance(value, list):
         return []
-    return [i for i in (_ref_id(v) for v in value) if i is not None]
+    return [i for i in (ref_id(v) for v in value) if i is not None]
 
 
 def _check(response, method: str, path: str) -> None:

@@ -33,8 +33,10 @@ from googleapiclient import http as gapi_http
 
 from contact_register.sync.google.sync import sync_google
 from contact_register.sync.raw_store import open_raw_store
-from connectors import google_workspace_ops as ops
 from connectors.google_workspace import SCOPES_WRITE
+from contact_register.requests.erasure.google import erase
+from contact_register.requests.export.google_find import find
+from contact_register.requests.marketing_ban.google import ban_address
 from tests.test_google_sync import make_google_client
 
 DOCUMENTS = ("admin.directory_v1.json", "gmail.v1.json", "calendar.v3.json", "drive.v3.json", "people.v1.json")
@@ -360,12 +362,12 @@ def drive_everything(g, raw_dir, sandbox) -> None:
     writer = make_google_client(sandbox, scopes=SCOPES_WRITE)
     lists = (f"uutiskirje@{g.domain}",)
     # What the subject export reads live: the person's mails whole (raw), as exporters.py does.
-    found = ops.find(writer, who, lists)
+    found = find(writer, who, lists)
     for user in {m["user"] for m in found.gmail}:
         writer.gmail_get_many(user, [m["message_id"] for m in found.gmail if m["user"] == user], fmt="raw")
-    ops.ban(writer, who, mailing_lists=lists)
-    ops.erase(writer, who, permanent=False, mailing_lists=lists)
-    ops.erase(writer, who, permanent=True, mailing_lists=lists)
+    ban_address(writer, who, mailing_lists=lists)
+    erase(writer, who, permanent=False, mailing_lists=lists)
+    erase(writer, who, permanent=True, mailing_lists=lists)
     writer.close()
 
 

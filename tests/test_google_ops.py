@@ -6,7 +6,9 @@ import email
 import pytest
 
 from connectors.google_workspace import SCOPES_WRITE
-from connectors.google_workspace_ops import ban, erase, find
+from contact_register.requests.erasure.google import erase
+from contact_register.requests.export.google_find import find
+from contact_register.requests.marketing_ban.google import ban_address as ban
 from tests.test_google_sync import make_google_client
 
 

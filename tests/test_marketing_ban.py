@@ -6,7 +6,7 @@ fallback; nothing personal in Dagster's event log."""
 import pytest
 from dagster import DagsterInstance
 
-from connectors.google_workspace_ops import find
+from contact_register.requests.export.google_find import find
 from pipelines.definitions import defs
 from contact_register.requests.export.exporters import Clients
 from contact_register.requests.marketing_ban.pipedrive import PipedriveBanner

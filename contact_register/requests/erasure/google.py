@@ -1,5 +1,5 @@
-"""Google Workspace eraser over ``connectors.google_workspace_ops`` (find / erase), once per
-personal email of the subject (shared and role mailboxes were dropped by ``matching``).
+"""Google Workspace eraser: ``find`` (``contact_register.requests.export.google_find``) and
+``erase`` below, once per personal email of the subject (shared and role mailboxes were dropped by ``matching``).
 
 - mail in any mailbox from/to/cc the address: deleted (``permanent: true``) or trashed; a
   message that also names more than ``max_other_participants`` others (a mass mailing) is a
@@ -18,13 +18,106 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from typing import Any
 
 from connectors.clock import today_helsinki
-from connectors.google_workspace_ops import Findings, erase, find
+from connectors.errors import NotFoundError
+from connectors.google_workspace import GoogleWorkspaceClient
+from contact_register.requests.export.google_find import ALWAYS_NOTES, Findings, find, norm_address
 from contact_register.requests.erasure.policy import system_policy
 from contact_register.requests.writeback.base import Clients, Outcome, PlannedStep, WritebackSubject
 
 SYSTEM = "google"
+
+
+def erase(client: GoogleWorkspaceClient, email: str, *, permanent: bool = False,
+          mailing_lists: tuple[str, ...] = (), max_other_participants: int | None = None) -> dict[str, Any]:
+    """Delete (or trash) mail, drop the attendee from events without mailing anyone, remove
+    Drive permissions, delete contacts and every group membership in the company's domain
+    (groups of other domains are manual tasks). Returns a report.
+    A message naming more than ``max_other_participants`` other addresses (a mass mailing) is
+    left for a person to decide: the Gmail API cannot remove one recipient from a message."""
+    who = norm_address(email)
+    found = find(client, email, mailing_lists)
+    gmail = client.gmail().users().messages()
+    done = {"gmail": 0, "calendar": 0, "drive": 0, "contacts": 0, "groups": 0}
+    manual: list[str] = []
+    by_user: dict[str, list[str]] = {}
+    for m in found.gmail:
+        if max_other_participants is not None and m["others"] > max_other_participants:
+            manual.append(f"gmail message {m['message_id']} of user {m['user_id']} also names {m['others']} "
+                          "other people: deleting it would delete their data too")
+            continue
+        by_user.setdefault(m["user"], []).append(m["message_id"])
+    for user, ids in by_user.items():
+        if permanent:
+            for i in range(0, len(ids), 1000):
+                client.execute(gmail.batchDelete(userId="me", body={"ids": ids[i:i + 1000]}), user)
+        else:
+            for mid in ids:
+                try:
+                    client.execute(gmail.trash(userId="me", id=mid), user)
+                except NotFoundError:
+                    pass  # gone already (a retried request that had taken effect)
+        done["gmail"] += len(ids)
+    events = client.service("calendar").events()
+    for ev in found.calendar:
+        if ev["organizer"]:
+            manual.append(f"calendar event {ev['event_id']} of user {ev['user_id']} is organised by the subject")
+            continue
+        keep = [a for a in ev["attendees"] if norm_address(a.get("email")) != who]
+        # events.patch replaces the whole attendee list; sendUpdates=none mails nobody.
+        client.execute(events.patch(calendarId="primary", eventId=ev["event_id"], body={"attendees": keep},
+                                    sendUpdates="none"), ev["user"])
+        done["calendar"] += 1
+    perms = client.service("drive").permissions()
+    for f in found.drive:
+        if f["owner"]:
+            manual.append(f"drive file {f['file_id']} is owned by the subject")
+        for pid in f["permission_ids"]:
+            try:
+                client.execute(perms.delete(fileId=f["file_id"], permissionId=pid), f["user"])
+            except NotFoundError:
+                pass
+            done["drive"] += 1
+    people = client.service("people").people()
+    for c in found.contacts:
+        try:
+            client.execute(people.deleteContact(resourceName=c["resource_name"]), c["user"])
+        except NotFoundError:
+            pass
+        done["contacts"] += 1
+    done["groups"] = leave_groups(client, email, found.groups)
+    for c in found.other_contacts:
+        manual.append(f"other contact {c['resource_name']} of user {c['user_id']} is read-only in the People API")
+    manual += group_manual_tasks(found)
+    notes = list(ALWAYS_NOTES)
+    if not permanent and found.gmail:
+        notes.append("Mail was moved to trash (reversible; purged after 30 days), not deleted permanently.")
+    return {"found": found.counts(), "done": done, "manual": manual, "notes": notes}
+
+
+def group_manual_tasks(found: Findings) -> list[str]:
+    """The group memberships erasure cannot remove itself (group addresses are no personal data)."""
+    tasks = [f"group {g} belongs to another domain: ask its owner to remove the member" for g in found.foreign_groups]
+    if found.groups_unlisted:
+        tasks.append("the Directory refused to list this address's groups: check its group memberships in the "
+                     "Admin console (Groups > Members)")
+    return tasks
+
+
+def leave_groups(client: GoogleWorkspaceClient, email: str, groups: list[str]) -> int:
+    """Remove the address from these groups (``members.delete`` as the admin); a membership
+    already gone counts as nothing. Returns how many were removed."""
+    members = client.service("admin").members()
+    n = 0
+    for group in groups:
+        try:
+            client.execute(members.delete(groupKey=group, memberKey=email), client.settings.admin_subject)
+            n += 1
+        except NotFoundError:
+            pass
+    return n
 
 
 def mailing_lists() -> tuple[str, ...]:

@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import duckdb
 
-from connectors import google_workspace_ops
 from connectors.google_workspace import DRIVE_FILE_FIELDS
 from connectors.errors import NotFoundError
+from contact_register.requests.export import google_find
 
 
 @dataclass
@@ -342,7 +342,7 @@ class PipedriveExporter(Exporter):
 class GoogleExporter(Exporter):
     """Google Workspace: contacts, calendar events, Drive file metadata and Gmail headers from
     the warehouse, and the address-like records (who wrote, met, shared) it derived; live, for
-    each of the person's own addresses (``google_workspace_ops.find`` over every mailbox): every
+    each of the person's own addresses (``google_find.find`` over every mailbox): every
     message they sent or received as the original (RFC 822 with attachments), Drive files
     shared with them as metadata as Drive has it now, the contents only of files they own,
     events and contacts. Files are named ``gmail/<user id>-<message id>.eml`` and
@@ -365,7 +365,7 @@ class GoogleExporter(Exporter):
         events: dict[str, dict] = {}
         lists: set[str] = set()
         for email in person.emails:
-            found = google_workspace_ops.find(client, email)
+            found = google_find.find(client, email)
             by_user: dict[str, list[dict]] = {}
             for m in found.gmail:
                 by_user.setdefault(m["user"], []).append(m)
@@ -396,7 +396,7 @@ class GoogleExporter(Exporter):
                 events[key] = {"id": key, "user_id": ev["user_id"], "event_id": ev["event_id"],
                                "attendees": ev["attendees"]}
             lists.update(found.groups)
-        for note in google_workspace_ops.ALWAYS_NOTES:
+        for note in google_find.ALWAYS_NOTES:
             if note not in out.notes:
                 out.notes.append(note)
         if messages:

@@ -1,6 +1,6 @@
 """Google Workspace banner: in every mailbox, the person's contacts join the "no marketing"
 contact group, and the address leaves the Google Groups used as mailing lists
-(``connectors.google_workspace_ops.ban``); verified by reading the groups back.
+(``ban_address`` below); verified by reading the groups back.
 
 Settings (read when a ban runs): ``GOOGLE_NO_MARKETING_GROUP`` (the contact group's name,
 default "Ei markkinointia"), ``GOOGLE_MAILING_LISTS`` (comma-separated group addresses the
@@ -14,13 +14,42 @@ group; they are counted in the detail, and are no mailing target anyway.
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from connectors import google_workspace_ops as ops
-from contact_register.requests.erasure.google import mailing_lists
+from connectors.google_workspace import GoogleWorkspaceClient
+from contact_register.requests.erasure.google import leave_groups, mailing_lists
+from contact_register.requests.export.google_find import find, norm_address
 from contact_register.requests.writeback.base import Clients, Outcome, WritebackSubject
 
 SYSTEM = "google"
 DEFAULT_GROUP = "Ei markkinointia"
+
+
+def ban_address(client: GoogleWorkspaceClient, email: str, *, contact_group: str = DEFAULT_GROUP,
+        mailing_lists: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Add the person's contacts to the "no marketing" contact group (created where missing)
+    and remove the address from the mailing lists; verified by reading back."""
+    found = find(client, email, mailing_lists)
+    groups_api = client.service("people").contactGroups()
+    banned, unverified = 0, []
+    for c in found.contacts:
+        groups = client.execute(groups_api.list(pageSize=1000), c["user"]).get("contactGroups") or []
+        group = next((g for g in groups if g.get("name") == contact_group), None)
+        if group is None:
+            group = client.execute(groups_api.create(body={"contactGroup": {"name": contact_group}}), c["user"])
+        client.execute(groups_api.members().modify(resourceName=group["resourceName"],
+                                                   body={"resourceNamesToAdd": [c["resource_name"]]}), c["user"])
+        back = client.execute(groups_api.get(resourceName=group["resourceName"], maxMembers=10000), c["user"])
+        if c["resource_name"] in (back.get("memberResourceNames") or []):
+            banned += 1
+        else:
+            unverified.append(c["resource_name"])
+    # Only the marketing lists: other groups (a project, a customer council) are no marketing.
+    marketing = {norm_address(g) for g in mailing_lists}
+    left = leave_groups(client, email, [g for g in found.groups if g in marketing])
+    manual = [f"no contact for the address in mailbox of user {c['user_id']}: other contact {c['resource_name']} "
+              "is read-only and cannot join a contact group" for c in found.other_contacts]
+    return {"contacts_banned": banned, "unverified": unverified, "mailing_lists_left": left, "manual": manual}
 
 
 def _settings() -> tuple[str, tuple[str, ...]]:
@@ -51,7 +80,7 @@ class GoogleBanner:
         banned = left = read_only = 0
         unverified: list[str] = []
         for email in subject.emails:
-            report = ops.ban(client, email, contact_group=group, mailing_lists=lists)
+            report = ban_address(client, email, contact_group=group, mailing_lists=lists)
             banned += report["contacts_banned"]
             left += report["mailing_lists_left"]
             read_only += len(report["manual"])
@@ -72,7 +101,7 @@ class GoogleBanner:
         remaining: list[str] = []
         members: dict[str, set[str]] = {}
         for email in subject.emails:
-            found = ops.find(client, email, lists)
+            found = find(client, email, lists)
             for c in found.contacts:
                 if c["user"] not in members:
                     members[c["user"]] = _group_members(client, c["user"], group)
