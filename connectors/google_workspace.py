@@ -7,11 +7,12 @@ not 250. Batch parts carry no Authorization of their own: the outer batch reques
 applies to every part. ``BatchHttpRequest`` ignores ``api_endpoint``, so it gets the batch URI
 built from the configured endpoint.
 
-Retries: requests run with ``execute(num_retries=0)`` inside our own loop rather than
-``num_retries=N``: the library's loop sleeps ``random() * 2**n`` seconds, ignores
-``Retry-After`` and does not retry truncated or malformed bodies, nor failed batch parts. Our
-loop retries 429, 5xx, 403 rate-limit reasons, transport errors and unreadable bodies with
-capped jittered backoff, and maps everything else onto ``connectors.errors``.
+Retries: requests run with ``execute(num_retries=0)`` inside the shared loop
+(``connectors.http.retry_call``) rather than ``num_retries=N``: the library's loop sleeps
+``random() * 2**n`` seconds, ignores ``Retry-After`` and does not retry truncated or malformed
+bodies, nor failed batch parts. This module maps Google's failures onto ``connectors.errors``
+and classifies them: 429, 5xx, 403 rate-limit reasons, transport errors and unreadable bodies
+are retried with capped jittered backoff (a Retry-After is waited, up to ``backoff_max_s``).
 
 Personal data: user emails, search queries and group keys travel in URLs; error messages keep
 only the method and the path with every segment holding "@" replaced, never the query string.
@@ -26,7 +27,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ from googleapiclient.http import BatchHttpRequest
 
 from connectors.errors import (AuthError, BadPayloadError, BadRequestError, ConnectorError, FatalError,
                                NotFoundError, RateLimitedError, RetryableError)
+from connectors.http import Retry, RetryPolicy, retry_call
 
 log = logging.getLogger("connectors.google_workspace")
 SYSTEM = "google"
@@ -168,6 +170,7 @@ class GoogleWorkspaceClient:
         for name in ("googleapiclient.discovery", "googleapiclient.http", "googleapiclient.model"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self._sleep = sleep
+        self._rng = random.Random()
         info = dict(settings.service_account_info)
         if settings.token_uri:
             info["token_uri"] = settings.token_uri
@@ -209,53 +212,64 @@ class GoogleWorkspaceClient:
             raise RetryableError(f"token answer unreadable: {type(exc).__name__}", system=SYSTEM, method="POST",
                                  path="/token") from None
 
-    def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
-        delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** attempt)
-        delay = random.uniform(delay / 2, delay)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.settings.backoff_max_s))
-        self.stats.retries += 1
-        self._sleep(delay)
+    def _retry_policy(self) -> RetryPolicy:
+        # A Retry-After longer than backoff_max_s is shortened to it (classify_error), so no
+        # named wait is ever too long to wait out here.
+        return RetryPolicy(max_attempts=self.settings.max_attempts, backoff_base_s=self.settings.backoff_base_s,
+                           backoff_max_s=self.settings.backoff_max_s, max_wait_s=self.settings.backoff_max_s)
+
+    def _retry(self, fn: Callable[[int], Any], classify: Callable[[Exception], Retry | BaseException]) -> Any:
+        def on_retry(_number: int, _error: ConnectorError, _wait: float) -> None:
+            self.stats.retries += 1
+
+        return retry_call(fn, classify, self._retry_policy(), sleep=self._sleep, rng=self._rng, on_retry=on_retry)
+
+    def _classify(self, exc: Exception) -> Retry | BaseException:
+        """Worth another attempt: what the callers mapped to RetryableError (429, 5xx, 403
+        rate-limit reasons, transport errors, a failed token refresh) or BadPayloadError
+        (truncated or malformed bodies). A Retry-After is waited, up to ``backoff_max_s``."""
+        if isinstance(exc, (RetryableError, BadPayloadError)):
+            return Retry(exc, wait_s=self._named_wait(exc))
+        return exc
+
+    def _named_wait(self, err: ConnectorError) -> float | None:
+        retry_after = getattr(err, "retry_after", None)
+        return None if retry_after is None else min(retry_after, self.settings.backoff_max_s)
 
     def execute(self, request: Any, user: str) -> Any:
         """Run one API request as ``user`` with retries; raise connectors.errors classes.
         Writes are retried too: the ones used here are idempotent in effect (trash, patch with
         the full attendee list, group modify) or deletes whose callers treat a later 404 as done."""
         method = getattr(request, "method", "")
-        last: ConnectorError | None = None
-        for attempt in range(self.settings.max_attempts):
+        path = safe_path(getattr(request, "uri", ""))
+
+        def attempt(number: int) -> Any:
             try:
                 self._refresh_token(user)
                 result = request.execute(http=self.http_for(user), num_retries=0)
-                if isinstance(result, str) and result.strip():
-                    # googleapiclient hands back the raw text of a JSON body it cannot parse
-                    # (truncated, garbled); media downloads are bytes, body-less answers empty.
-                    raise BadPayloadError("unreadable response: not JSON", system=SYSTEM, method=method,
-                                          path=safe_path(getattr(request, "uri", "")))
-                return result
-            except (RetryableError, BadPayloadError) as exc:
-                err = exc
             except HttpError as exc:
-                err = map_http_error(exc, method)
+                raise map_http_error(exc, method) from None
             except gauth_errors.RefreshError as exc:
                 # A token answer we could not read (a fault) looks like a refresh error too:
                 # retry a few times before calling it an authorisation failure.
-                err = RetryableError(f"token refresh failed: {type(exc).__name__}", system=SYSTEM, method="POST",
-                                     path="/token") if attempt < 2 else AuthError(
-                    "token refresh refused (check domain-wide delegation and scopes)", system=SYSTEM, path="/token")
+                if number <= 2:
+                    raise RetryableError(f"token refresh failed: {type(exc).__name__}", system=SYSTEM, method="POST",
+                                         path="/token") from None
+                raise AuthError("token refresh refused (check domain-wide delegation and scopes)", system=SYSTEM,
+                                path="/token") from None
             except TRANSPORT_ERRORS as exc:
-                err = RetryableError(f"transport: {type(exc).__name__}", system=SYSTEM, method=method,
-                                     path=safe_path(getattr(request, "uri", "")))
+                raise RetryableError(f"transport: {type(exc).__name__}", system=SYSTEM, method=method,
+                                     path=path) from None
             except ValueError as exc:  # JSON the model could not parse (truncated/malformed body)
-                err = BadPayloadError(f"unreadable response: {type(exc).__name__}", system=SYSTEM, method=method,
-                                      path=safe_path(getattr(request, "uri", "")))
-            if not isinstance(err, (RetryableError, BadPayloadError)):
-                raise err
-            last = err
-            if attempt + 1 < self.settings.max_attempts:
-                self._backoff(attempt, getattr(err, "retry_after", None))
-        assert last is not None
-        raise last
+                raise BadPayloadError(f"unreadable response: {type(exc).__name__}", system=SYSTEM, method=method,
+                                      path=path) from None
+            if isinstance(result, str) and result.strip():
+                # googleapiclient hands back the raw text of a JSON body it cannot parse
+                # (truncated, garbled); media downloads are bytes, body-less answers empty.
+                raise BadPayloadError("unreadable response: not JSON", system=SYSTEM, method=method, path=path)
+            return result
+
+        return self._retry(attempt, self._classify)
 
     def pages(self, make: Callable[[str | None], Any], user: str) -> Iterator[dict]:
         token = None
@@ -313,11 +327,16 @@ class GoogleWorkspaceClient:
         batch_uri = (self.settings.api_endpoint or "https://gmail.googleapis.com/") + "batch/gmail/v1"
         for start in range(0, len(pending), self.settings.batch_size):
             todo = pending[start:start + self.settings.batch_size]
-            attempt = 0
-            while todo:
+            # Give up only after rounds without progress: per-user rate limits let a few parts
+            # through each round, and that is progress (the count of attempts starts again).
+            progressed = False
+
+            def round_(_number: int) -> None:
+                nonlocal todo, progressed
                 failed: list[str] = []
                 errors: list[ConnectorError] = []
                 before = len(todo)
+                progressed = False
 
                 def done(request_id: str, response: Any, exception: Exception | None) -> None:
                     if exception is None:
@@ -342,28 +361,27 @@ class GoogleWorkspaceClient:
                     batch.add(msgs.get(userId="me", id=mid, format=fmt, **kw), request_id=mid)
                 try:
                     batch.execute(http=self.http_for(user))
-                    self.stats.batched_calls += len(todo)
-                    todo = failed
-                    last_err: ConnectorError | None = errors[0] if errors else None
                 except HttpError as exc:
-                    last_err = map_http_error(exc, "POST")
-                    if not isinstance(last_err, RetryableError):
-                        raise last_err from None
+                    raise map_http_error(exc, "POST") from None
                 except (BatchError, KeyError, ValueError) as exc:
-                    last_err = BadPayloadError(f"unreadable batch response: {type(exc).__name__}", system=SYSTEM,
-                                               method="POST", path="/batch/gmail/v1")
+                    raise BadPayloadError(f"unreadable batch response: {type(exc).__name__}", system=SYSTEM,
+                                          method="POST", path="/batch/gmail/v1") from None
                 except gauth_errors.RefreshError:
-                    last_err = RetryableError("token refresh failed", system=SYSTEM, path="/token")
+                    raise RetryableError("token refresh failed", system=SYSTEM, path="/token") from None
                 except TRANSPORT_ERRORS as exc:
-                    last_err = RetryableError(f"transport: {type(exc).__name__}", system=SYSTEM, method="POST",
-                                              path="/batch/gmail/v1")
+                    raise RetryableError(f"transport: {type(exc).__name__}", system=SYSTEM, method="POST",
+                                         path="/batch/gmail/v1") from None
+                self.stats.batched_calls += len(todo)
+                todo = failed
                 if todo:
-                    # Give up only after rounds without progress: per-user rate limits let a
-                    # few parts through each round, and that is progress.
-                    attempt = 0 if len(todo) < before else attempt + 1
-                    if attempt >= self.settings.max_attempts:
-                        raise last_err or RetryableError("batch parts kept failing", system=SYSTEM)
-                    self._backoff(min(attempt, 6), getattr(last_err, "retry_after", None))
+                    progressed = len(todo) < before
+                    raise errors[0] if errors else RetryableError("batch parts kept failing", system=SYSTEM)
+
+            def classify(exc: Exception) -> Retry | BaseException:
+                verdict = self._classify(exc)
+                return replace(verdict, progressed=True) if isinstance(verdict, Retry) and progressed else verdict
+
+            self._retry(round_, classify)
         return got, gone
 
     def gmail_history(self, user: str, start_history_id: str) -> Iterator[dict]:

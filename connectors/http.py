@@ -11,10 +11,13 @@ What it gives a connector:
 - logs and errors that carry the system, method, path (query string dropped, e-mail-looking
   path segments masked), status, attempt and timings, and never personal data.
 
-The retry loop is written here rather than delegated to urllib3's ``Retry`` because the
-decisions are vendor-specific (Pipedrive's daily budget 429 must not be retried, its reset
-header is relative seconds) and because malformed or truncated JSON must be retried too, which
-urllib3 never sees.
+The retry loop (``retry_call``) is the only one in the connectors: ``HttpClient`` runs its
+requests through it, and the clients that cannot speak through ``HttpClient`` (Google's
+discovery client on httplib2, python-rt on httpx2) or that judge an answer after it arrived
+(Netvisor's XML status) plug their own error classification into it. It is written here rather
+than delegated to urllib3's ``Retry`` or tenacity because the decisions are vendor-specific
+(Pipedrive's daily budget 429 must not be retried, its reset header is relative seconds) and
+because malformed or truncated bodies must be retried too, which urllib3 never sees.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -59,6 +62,75 @@ class RetryPolicy:
     # A Retry-After longer than this is not waited out inside one call: the caller gets a
     # RateLimitedError and decides (a daily budget resets at midnight, not in a minute).
     max_wait_s: float = 120.0
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A classifier's verdict that a failed attempt is worth another one.
+
+    ``wait_s``: the vendor named the wait (Retry-After): wait that long (plus a little jitter)
+    instead of the backoff; longer than ``RetryPolicy.max_wait_s`` is not waited out: the
+    error is raised. ``progressed``: the attempt got part of the work done (a batch whose parts
+    partly succeeded), so the count of attempts starts again."""
+
+    error: ConnectorError
+    wait_s: float | None = None
+    progressed: bool = False
+
+
+def backoff_s(policy: RetryPolicy, attempt: int, wait_s: float | None, rng: random.Random) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): "full jitter" up to a
+    cap that doubles each attempt (it spreads the retries of parallel clients), or the vendor's
+    named wait plus a little jitter, never less."""
+    cap = min(policy.backoff_max_s, policy.backoff_base_s * (2 ** (attempt - 1)))
+    jitter = rng.uniform(0, cap)
+    if wait_s is not None:
+        return wait_s + rng.uniform(0, min(1.0, cap))
+    return jitter
+
+
+def retry_call(
+    fn: Callable[[int], T],
+    classify: Callable[[Exception], "Retry | BaseException"],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[int, ConnectorError, float], None] | None = None,
+) -> T:
+    """Call ``fn(attempt)`` until it returns, retrying what ``classify`` says is worth it.
+
+    ``classify(exc)`` gets what one attempt raised and answers with a :class:`Retry`, or with
+    the exception to raise (the one it got, or the ``connectors.errors`` class it maps to).
+    After ``policy.max_attempts`` attempts in a row the last error is raised. ``on_retry(attempt,
+    error, wait)`` runs before each wait (statistics, a log line without personal data)."""
+    rng = rng or random.Random()
+    attempt = 0  # failed attempts in a row, this one included
+    while True:
+        attempt += 1
+        try:
+            return fn(attempt)
+        except Exception as exc:  # noqa: BLE001 - classified, then retried or raised
+            verdict = classify(exc)
+            if not isinstance(verdict, Retry):
+                if verdict is exc:
+                    raise
+                raise verdict from exc
+            error = verdict.error
+            too_long = verdict.wait_s is not None and verdict.wait_s > policy.max_wait_s
+            if verdict.progressed:
+                attempt = 1
+            if too_long or attempt >= policy.max_attempts:
+                if error is exc:
+                    raise
+                raise error from exc
+        wait = backoff_s(policy, attempt, verdict.wait_s, rng)
+        if on_retry is not None:
+            on_retry(attempt, error, wait)
+        sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -205,82 +277,60 @@ class HttpClient:
         where = {"system": self.system, "method": method, "path": safe_path(url)}
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        last_error: ConnectorError | None = None
-        for attempt in range(1, self.retry.max_attempts + 1):
+        ok = ok_status or frozenset(range(200, 300))
+
+        def attempt(number: int) -> Any:
             self._wait_for_window()
             started = time.monotonic()
+            with self._lock:
+                self.stats.requests += 1
+            response = self.session.request(
+                method, url, params=params, json=json_body, data=data, headers=headers, timeout=self.timeout,
+            )
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            self._remember_window(response)
+            with self._lock:
+                self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
+            log.debug("%s %s %s -> %s in %d ms (attempt %d)",
+                      self.system, method, where["path"], response.status_code, elapsed_ms, number)
+            if response.status_code not in ok:
+                raise self._error_for(response, where)
+            if decode is None:
+                return response
             try:
-                with self._lock:
-                    self.stats.requests += 1
-                response = self.session.request(
-                    method, url, params=params, json=json_body, data=data, headers=headers,
-                    timeout=self.timeout,
-                )
-            except requests.exceptions.ConnectionError as exc:
-                # A connect failure means the request never left: safe to retry even a POST.
+                return decode(response)
+            except ValueError:
+                raise BadPayloadError("response body is not valid JSON", status=response.status_code, **where) from None
+
+        def classify(exc: Exception) -> Retry | BaseException:
+            # A repeated request must do no harm: only idempotent ones are retried, and a POST
+            # only when it provably never reached the server (connect failure) or was refused
+            # unprocessed (429).
+            if isinstance(exc, requests.exceptions.ConnectionError):
                 never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or _is_connect_refused(exc)
-                last_error = RetryableError(f"connection failed ({type(exc).__name__})", **where)
-                if not (idempotent or never_sent):
-                    raise last_error from exc
-            except requests.exceptions.Timeout as exc:
-                last_error = RetryableError(f"timed out ({type(exc).__name__})", **where)
-                if not idempotent:
-                    raise last_error from exc
-            except requests.exceptions.RequestException as exc:  # truncated/garbled transfer
-                last_error = RetryableError(f"transfer failed ({type(exc).__name__})", **where)
-                if not idempotent:
-                    raise last_error from exc
-            else:
-                elapsed_ms = int((time.monotonic() - started) * 1000)
-                self._remember_window(response)
-                with self._lock:
-                    self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
-                log.debug(
-                    "%s %s %s -> %s in %d ms (attempt %d)",
-                    self.system, method, where["path"], response.status_code, elapsed_ms, attempt,
-                )
-                ok = ok_status or frozenset(range(200, 300))
-                if response.status_code in ok:
-                    if decode is None:
-                        return response
-                    try:
-                        return decode(response)
-                    except ValueError:
-                        last_error = BadPayloadError("response body is not valid JSON", status=response.status_code, **where)
-                        if not idempotent:
-                            raise last_error
-                else:
-                    error = self._error_for(response, where)
-                    if not isinstance(error, RetryableError):
-                        raise error
-                    if response.status_code != 429 and not idempotent:
-                        raise error
-                    last_error = error
-                    if isinstance(error, RateLimitedError):
-                        if error.retry_after is None or error.retry_after > self.retry.max_wait_s:
-                            raise error
-            if attempt == self.retry.max_attempts:
-                break
-            wait = self._backoff(attempt, last_error)
+                error = RetryableError(f"connection failed ({type(exc).__name__})", **where)
+                return Retry(error) if idempotent or never_sent else error
+            if isinstance(exc, requests.exceptions.Timeout):
+                error = RetryableError(f"timed out ({type(exc).__name__})", **where)
+                return Retry(error) if idempotent else error
+            if isinstance(exc, requests.exceptions.RequestException):  # truncated/garbled transfer
+                error = RetryableError(f"transfer failed ({type(exc).__name__})", **where)
+                return Retry(error) if idempotent else error
+            if isinstance(exc, RateLimitedError):
+                # No wait named: the connector's classify_429 says it must not be retried.
+                return exc if exc.retry_after is None else Retry(exc, wait_s=exc.retry_after)
+            if isinstance(exc, (RetryableError, BadPayloadError)):
+                return Retry(exc) if idempotent else exc
+            return exc
+
+        def on_retry(number: int, error: ConnectorError, wait: float) -> None:
             with self._lock:
                 self.stats.retries += 1
                 self.stats.waited_s += wait
-            log.warning(
-                "%s %s %s: %s; retry %d/%d in %.2f s",
-                self.system, method, where["path"], type(last_error).__name__,
-                attempt, self.retry.max_attempts - 1, wait,
-            )
-            self._sleep(wait)
-        assert last_error is not None
-        raise last_error
+            log.warning("%s %s %s: %s; retry %d/%d in %.2f s", self.system, method, where["path"],
+                        type(error).__name__, number, self.retry.max_attempts - 1, wait)
 
-    def _backoff(self, attempt: int, error: ConnectorError | None) -> float:
-        cap = min(self.retry.backoff_max_s, self.retry.backoff_base_s * (2 ** (attempt - 1)))
-        jitter = self._rng.uniform(0, cap)  # "full jitter": spreads retries of parallel clients
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
-            # The vendor named the wait: wait that long, plus a little jitter, never less.
-            return error.retry_after + self._rng.uniform(0, min(1.0, cap))
-        return jitter
+        return retry_call(attempt, classify, self.retry, sleep=self._sleep, rng=self._rng, on_retry=on_retry)
 
     def _error_for(self, response: requests.Response, where: dict) -> ConnectorError:
         status = response.status_code

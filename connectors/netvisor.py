@@ -56,6 +56,7 @@ import hashlib
 import hmac
 import logging
 import os
+import random
 import re
 import tempfile
 import threading
@@ -84,7 +85,7 @@ from connectors.errors import (
     RetryableError,
     SettingMissing,
 )
-from connectors.http import HttpClient, RetryPolicy, safe_path
+from connectors.http import HttpClient, Retry, RetryPolicy, retry_call, safe_path
 from connectors.legal_hold import BOOKS, VOUCHER, FinancialYears, LegalHold, hold_for
 
 log = logging.getLogger("connectors.netvisor")
@@ -535,6 +536,7 @@ class NetvisorClient:
                 raise SettingMissing(f"Netvisor setting {name} is empty")
         self.creds = Credentials(sender, customer_id, partner_id, customer_key, partner_key, organisation_id, language)
         self.retry = retry
+        self._rng = random.Random()
         # pool_size 1: never more than one connection, as never more than one call at a time.
         self.http = HttpClient(SYSTEM, base_url, timeout=timeout, retry=retry, pool_size=1)
         self.http.session.auth = NetvisorAuth(self.creds)
@@ -564,8 +566,15 @@ class NetvisorClient:
         headers = {"Content-Type": f"text/xml; charset={ENCODING}"} if data is not None else None
         is_read = method.upper() == "GET"
         where = {"system": SYSTEM, "method": method.upper(), "path": safe_path(self.http.url(resource))}
-        attempts = self.retry.max_attempts if is_read else 1
-        for attempt in range(1, attempts + 1):
+        # The HTTP layer has already retried what failed on the wire; what is left to judge is
+        # Netvisor's own answer: XML damaged on the way, or a FAILED status that says "busy".
+        # That error (and only that one: an exhausted HTTP retry is not repeated here) is noted
+        # for the classifier.
+        transient: ConnectorError | None = None
+
+        def attempt(_number: int) -> ET.Element:
+            nonlocal transient
+            transient = None
             with self.lock:
                 response = self.http.request(
                     method, path, data=data, headers=headers, idempotent=is_read,
@@ -574,26 +583,27 @@ class NetvisorClient:
             try:
                 root = parse_xml(response.content, response.headers.get("Content-Type"))
             except _Malformed as exc:
-                error = BadPayloadError(f"answer is not valid Netvisor XML: {exc}", status=response.status_code, **where)
-                if attempt == attempts:
-                    raise error from None
-                wait = self.http._backoff(attempt, error)  # the shared layer's jittered backoff
-                self.http.stats.retries += 1  # counted like the shared layer's own retries
-                log.warning("netvisor %s: damaged answer, retry %d/%d in %.2f s", where["path"], attempt, attempts - 1, wait)
-                time.sleep(wait)
-                continue
+                transient = BadPayloadError(f"answer is not valid Netvisor XML: {exc}", status=response.status_code,
+                                            **where)
+                raise transient from None
             except ValueError as exc:  # wrong encoding, DTD/entities: not transient
                 raise BadPayloadError(f"answer refused: {exc}", status=response.status_code, **where) from None
             try:
                 self._check_status(root, response.status_code, where)
-            except RetryableError as error:
-                if attempt == attempts:
-                    raise
-                self.http.stats.retries += 1
-                time.sleep(self.http._backoff(attempt, error))
-                continue
+            except RetryableError as exc:
+                transient = exc
+                raise
             return root
-        raise AssertionError("unreachable")
+
+        def classify(exc: Exception) -> Retry | BaseException:
+            return Retry(exc) if is_read and exc is transient else exc
+
+        def on_retry(number: int, error: ConnectorError, wait: float) -> None:
+            self.http.stats.retries += 1  # counted like the shared layer's own retries
+            log.warning("netvisor %s: %s, retry %d/%d in %.2f s", where["path"], type(error).__name__, number,
+                        self.retry.max_attempts - 1, wait)
+
+        return retry_call(attempt, classify, self.retry, sleep=time.sleep, rng=self._rng, on_retry=on_retry)
 
     @staticmethod
     def _check_status(root: ET.Element, http_status: int, where: dict) -> None:
