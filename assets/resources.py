@@ -1,18 +1,19 @@
-"""Dagster resources: configuration of the connectors and stores, read from the environment.
+"""Dagster resources: configuration of the connectors and stores.
 
-Secrets and endpoints are given with ``dagster.EnvVar`` in ``pipelines/definitions.py`` so
-that Dagster stores the variable's name, never its value. Paths have defaults that keep
-everything under ``data/``; they are read from the environment when a step runs.
+Every setting is declared in ``pipelines/resources.py``: required ones (secrets, endpoints) as
+``dagster.EnvVar`` fields, so that Dagster stores the variable's name, never its value; optional
+ones by the name of their variable in ``optional_env`` (see ``SettingsResource``). An unset
+optional setting means the default (paths keep everything under ``data/``).
 """
 
 
 import dataclasses
 import json
-import os
+from datetime import timedelta
 from email.utils import getaddresses
 from pathlib import Path
 
-from dagster import ConfigurableResource, Failure
+from dagster import ConfigurableResource, EnvVar, Failure
 
 from connectors.docue import DEFAULT_BASE_URL as DOCUE_URL, DocueClient
 from connectors.google_workspace import GoogleSettings, GoogleWorkspaceClient, SCOPES_WRITE
@@ -27,9 +28,30 @@ from contact_register.notify.senders import NotifyError, SmtpSettings, post_webh
 from contact_register.requests.cases import open_register
 from contact_register.requests.cases.casebook import Register
 from contact_register.requests.export.export import DEFAULT_EXPIRE_DAYS, DEFAULT_EXPORT_DIR
+from contact_register.warehouse import identity_state
+from contact_register.warehouse.checks.freshness import parse_max_age
 
 DEFAULT_RAW_DIR = "data/raw"
 DEFAULT_WAREHOUSE_PATH = "data/warehouse.duckdb"
+
+
+class SettingsResource(ConfigurableResource):
+    """A resource with optional settings. ``optional_env`` maps a field to the environment
+    variable that gives it when the field is left empty; the variable is read when the setting is
+    used in a run (``EnvVar.get_value``). Why not an ``EnvVar`` field: Dagster's ``EnvVar`` has no
+    default and fails every run on an unset variable, which would make each optional setting
+    (mail, paths, Matomo's id format) mandatory for every installation."""
+
+    optional_env: dict[str, str] = {}
+
+    def setting(self, field: str, default: str = "", *, strip: bool = True) -> str:
+        """The field's configured value, else its variable's value, else ``default``. ``strip``
+        off keeps surrounding blanks (a password may hold them)."""
+        value = getattr(self, field)
+        if value in ("", 0, None):
+            name = self.optional_env.get(field)
+            value = (EnvVar(name).get_value("") if name else "") or default
+        return str(value).strip() if strip else str(value)
 
 
 class PipedriveResource(ConfigurableResource):
@@ -52,28 +74,39 @@ class PipedriveResource(ConfigurableResource):
         )
 
 
-class StorageResource(ConfigurableResource):
-    """Where the raw stores (one DuckDB file per system) and the published warehouse live.
-    Empty values fall back to ``RAW_DIR`` / ``WAREHOUSE_PATH`` and then to the defaults."""
+class StorageResource(SettingsResource):
+    """Where the raw stores (one DuckDB file per system), the published warehouse and the
+    identity decisions live (empty: ``data/raw``, ``data/warehouse.duckdb``, and
+    ``identity_decisions.duckdb`` beside the warehouse), and after how many hours a system's
+    last successful sync counts as stale (empty: 36)."""
 
     raw_dir: str = ""
     warehouse_path: str = ""
+    identity_decisions_path: str = ""
+    freshness_max_age_hours: str = ""
 
     def raw_dir_path(self) -> Path:
-        return Path(self.raw_dir or os.environ.get("RAW_DIR") or DEFAULT_RAW_DIR)
+        return Path(self.setting("raw_dir", DEFAULT_RAW_DIR))
 
     def warehouse_file(self) -> Path:
-        return Path(self.warehouse_path or os.environ.get("WAREHOUSE_PATH") or DEFAULT_WAREHOUSE_PATH)
+        return Path(self.setting("warehouse_path", DEFAULT_WAREHOUSE_PATH))
+
+    def identity_state_file(self) -> Path:
+        return identity_state.default_path(self.warehouse_file(), configured=self.setting("identity_decisions_path"))
+
+    def max_age(self) -> timedelta:
+        return parse_max_age(self.setting("freshness_max_age_hours"))
 
 
-class GoogleWorkspaceResource(ConfigurableResource):
-    """Service account with domain-wide delegation. The key itself is read from
-    ``GOOGLE_SERVICE_ACCOUNT_JSON`` or the file named by ``GOOGLE_SERVICE_ACCOUNT_FILE`` when the
-    step runs, so no secret value ever enters Dagster's config or event log. Empty endpoint
-    settings fall back to ``GOOGLE_API_ENDPOINT`` / ``GOOGLE_TOKEN_URI`` (the sandbox sets them),
-    then to Google's own endpoints."""
+class GoogleWorkspaceResource(SettingsResource):
+    """Service account with domain-wide delegation: its key as JSON (``service_account_json``)
+    or the path of the key file (``service_account_file``), both given as ``EnvVar`` so no
+    secret value ever enters Dagster's config or event log. Empty endpoints mean Google's own
+    (the sandbox sets its own)."""
 
     admin_subject: str
+    service_account_json: str = ""
+    service_account_file: str = ""
     domain: str = ""
     api_endpoint: str = ""
     token_uri: str = ""
@@ -82,17 +115,21 @@ class GoogleWorkspaceResource(ConfigurableResource):
     max_attempts: int = 6
 
     def settings(self) -> GoogleSettings:
-        if os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE"):
-            with open(os.environ["GOOGLE_SERVICE_ACCOUNT_FILE"], encoding="utf-8") as f:
+        # Read when the step runs, so no secret value enters Dagster's config or event log.
+        key_file, key_json = self.setting("service_account_file"), self.setting("service_account_json")
+        if key_file:
+            with open(key_file, encoding="utf-8") as f:
                 info = json.load(f)
+        elif key_json:
+            info = json.loads(key_json)
         else:
-            info = json.loads(os.environ["GOOGLE_SERVICE_ACCOUNT_JSON"])
+            raise Failure("Google needs GOOGLE_SERVICE_ACCOUNT_JSON or GOOGLE_SERVICE_ACCOUNT_FILE")
         return GoogleSettings(
             service_account_info=info,
             admin_subject=self.admin_subject,
-            domain=self.domain or os.environ.get("GOOGLE_DOMAIN", ""),
-            api_endpoint=self.api_endpoint or os.environ.get("GOOGLE_API_ENDPOINT") or None,
-            token_uri=self.token_uri or os.environ.get("GOOGLE_TOKEN_URI") or None,
+            domain=self.setting("domain"),
+            api_endpoint=self.setting("api_endpoint") or None,
+            token_uri=self.setting("token_uri") or None,
             timeout_s=self.timeout_s,
             batch_size=self.batch_size,
             max_attempts=self.max_attempts,
@@ -107,12 +144,12 @@ class GoogleWorkspaceResource(ConfigurableResource):
         return GoogleWorkspaceClient(dataclasses.replace(self.settings(), scopes=SCOPES_WRITE))
 
 
-class NetvisorResource(ConfigurableResource):
+class NetvisorResource(SettingsResource):
     """Netvisor: base URL (``https://integration.netvisor.fi``), the integration's sender name,
     customer and partner ids and keys, and the company's organisation id (its Y-tunnus).
 
     ``lock_dir`` holds the per-customer lock file that keeps every process on this machine
-    to one request in flight (empty: ``RAW_DIR``). ``financial_year_start`` (MM-DD) is the
+    to one request in flight (empty: ``data/raw``; pipelines/resources.py gives ``RAW_DIR``). ``financial_year_start`` (MM-DD) is the
     first day of the company's financial year, for legal-hold end dates, and
     ``financial_year_periods`` lists every financial year that did not follow it (a first or
     changed year of up to 18 months) as ``YYYY-MM-DD/YYYY-MM-DD``."""
@@ -132,7 +169,7 @@ class NetvisorResource(ConfigurableResource):
     read_timeout_s: float = 60.0
 
     def client(self) -> NetvisorClient:
-        lock_dir = self.lock_dir or os.environ.get("RAW_DIR") or DEFAULT_RAW_DIR
+        lock_dir = self.setting("lock_dir", DEFAULT_RAW_DIR)
         return NetvisorClient(
             self.base_url, sender=self.sender, customer_id=self.customer_id, partner_id=self.partner_id,
             customer_key=self.customer_key, partner_key=self.partner_key, organisation_id=self.organisation_id,
@@ -144,10 +181,11 @@ class NetvisorResource(ConfigurableResource):
         return FinancialYears.from_config(self.financial_year_start, self.financial_year_periods)
 
 
-class RequestTrackerResource(ConfigurableResource):
+class RequestTrackerResource(SettingsResource):
     """RT 5 REST2: base URL (``https://rt.example.fi``) and a token, or a user and password.
     ``admin_command_prefix`` runs RT's admin tools (rt-shredder) on the RT host for erasure,
-    e.g. ``ssh rt-host sudo -u www-data``; empty runs them locally."""
+    e.g. ``ssh rt-host sudo -u www-data``; empty runs them locally. ``site_config`` and
+    ``site_config_dir`` (RT's ``RT_SITE_CONFIG``/``RT_SITE_CONFIG_DIR``) are passed on to them."""
 
     url: str
     token: str = ""
@@ -156,9 +194,13 @@ class RequestTrackerResource(ConfigurableResource):
     page_size: int = 100
     timeout_s: float = 30.0
     admin_command_prefix: str = ""
+    site_config: str = ""
+    site_config_dir: str = ""
 
     def client(self) -> RequestTrackerClient:
-        env = {k: v for k, v in os.environ.items() if k in ("RT_SITE_CONFIG", "RT_SITE_CONFIG_DIR")}
+        env = {k: v for k, v in (("RT_SITE_CONFIG", self.setting("site_config")),
+                                               ("RT_SITE_CONFIG_DIR", self.setting("site_config_dir")))
+               if v}
         return RequestTrackerClient(
             self.url, token=self.token, user=self.user, password=self.password,
             page_size=self.page_size, timeout_s=self.timeout_s,
@@ -179,7 +221,7 @@ class TrustmaryResource(ConfigurableResource):
                                timeout=(self.connect_timeout_s, self.read_timeout_s))
 
 
-class MatomoResource(ConfigurableResource):
+class MatomoResource(SettingsResource):
     """Matomo: the instance's URL (``https://matomo.example.fi``) and a token of a user with
     admin access to the sites (sent as a POST parameter)."""
 
@@ -193,8 +235,8 @@ class MatomoResource(ConfigurableResource):
     def client(self) -> MatomoClient:
         return MatomoClient(
             self.base_url, self.token_auth,
-            user_id_format=self.user_id_format or os.environ.get("MATOMO_USER_ID_FORMAT") or "email",
-            site_ids=self.site_ids or os.environ.get("MATOMO_SITE_IDS") or "all",
+            user_id_format=self.setting("user_id_format", "email"),
+            site_ids=self.setting("site_ids", "all"),
             timeout=(self.connect_timeout_s, self.read_timeout_s),
         )
 
@@ -212,29 +254,27 @@ class DocueResource(ConfigurableResource):
                            timeout=(self.connect_timeout_s, self.read_timeout_s))
 
 
-class RegisterResource(ConfigurableResource):
+class RegisterResource(SettingsResource):
     """The request register (``REGISTER_URL``: ``postgresql://...``, or a SQLite path; default
     ``data/register.sqlite``) and where exports land (``EXPORT_DIR``, default ``data/exports``)
-    and for how many days (``EXPORT_EXPIRE_DAYS``, default 30). Read from the environment when
-    a step runs, so a database password never enters Dagster's storage."""
+    and for how many days (``EXPORT_EXPIRE_DAYS``, default 30). The URL is given as ``EnvVar``,
+    so a database password never enters Dagster's storage."""
 
     url: str = ""
     export_dir: str = ""
     export_expire_days: int = 0
 
     def open(self) -> Register:
-        return open_register(self.url or os.environ.get("REGISTER_URL", ""))
+        return open_register(self.setting("url"))
 
     def export_path(self) -> Path:
-        return Path(self.export_dir or os.environ.get("EXPORT_DIR") or DEFAULT_EXPORT_DIR)
+        return Path(self.setting("export_dir", DEFAULT_EXPORT_DIR))
 
     def expire_days(self) -> int:
-        if self.export_expire_days:
-            return self.export_expire_days
-        try:
-            return int(os.environ.get("EXPORT_EXPIRE_DAYS") or DEFAULT_EXPIRE_DAYS)
-        except ValueError:
-            raise Failure("EXPORT_EXPIRE_DAYS must be a whole number of days") from None
+        text = self.setting("export_expire_days", str(DEFAULT_EXPIRE_DAYS))
+        if not text.isdigit() or int(text) == 0:
+            raise Failure("EXPORT_EXPIRE_DAYS must be a whole number of days")
+        return int(text)
 
 
 TRUE = {"1", "true", "yes", "on"}
@@ -258,9 +298,11 @@ def _addresses(value: str, name: str) -> tuple[str, ...]:
     return found
 
 
-class NotifierResource(ConfigurableResource):
-    """Where notices go. Empty fields fall back to the ``NOTIFY_*`` environment variables
-    (see the module docstring) when a notice is sent."""
+class NotifierResource(SettingsResource):
+    """Where notices go: mail (``NOTIFY_SMTP_*``, ``NOTIFY_FROM``, ``NOTIFY_TO``) and a webhook
+    (``NOTIFY_WEBHOOK_URL``), given in pipelines/resources.py. Checked when a notice is sent, so
+    an installation without mail still loads. ``dagster_url`` (``NOTIFY_DAGSTER_URL``) is the
+    address of the Dagster UI that failure notices link to."""
 
     smtp_host: str = ""
     smtp_port: int = 0
@@ -271,33 +313,31 @@ class NotifierResource(ConfigurableResource):
     recipients: str = ""
     smtp_ca_file: str = ""
     webhook_url: str = ""
-
-    def _get(self, value, env: str, default: str = "") -> str:
-        return str(value) if value else os.environ.get(env, default).strip()
+    dagster_url: str = ""
 
     def smtp(self) -> SmtpSettings | None:
         """The mail settings, or None when no mail server is configured."""
-        host = self._get(self.smtp_host, "NOTIFY_SMTP_HOST")
+        host = self.setting("smtp_host")
         if not host:
             return None
-        port_text = self._get(self.smtp_port, "NOTIFY_SMTP_PORT", "587")
+        port_text = self.setting("smtp_port", "587")
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise NotifyError("NOTIFY_SMTP_PORT must be a port number")
-        sender = self._get(self.sender, "NOTIFY_FROM")
-        recipients = self._get(self.recipients, "NOTIFY_TO")
+        sender = self.setting("sender")
+        recipients = self.setting("recipients")
         if not sender or not recipients:
             raise NotifyError("mail needs NOTIFY_FROM and NOTIFY_TO besides NOTIFY_SMTP_HOST")
         return SmtpSettings(
             host=host, port=int(port_text), sender=_addresses(sender, "NOTIFY_FROM")[0],
             recipients=_addresses(recipients, "NOTIFY_TO"),
-            starttls=_flag(self._get(self.smtp_starttls, "NOTIFY_SMTP_STARTTLS", "true"), "NOTIFY_SMTP_STARTTLS"),
-            user=self._get(self.smtp_user, "NOTIFY_SMTP_USER"),
-            password=self.smtp_password or os.environ.get("NOTIFY_SMTP_PASSWORD", ""),
-            ca_file=self._get(self.smtp_ca_file, "NOTIFY_SMTP_CA_FILE"),
+            starttls=_flag(self.setting("smtp_starttls", "true"), "NOTIFY_SMTP_STARTTLS"),
+            user=self.setting("smtp_user"),
+            password=self.setting("smtp_password", strip=False),
+            ca_file=self.setting("smtp_ca_file"),
         )
 
     def webhook(self) -> str:
-        return self._get(self.webhook_url, "NOTIFY_WEBHOOK_URL")
+        return self.setting("webhook_url")
 
     def send(self, notice: Notice) -> list[str]:
         """Deliver through every configured channel; returns the channels used (empty when none

@@ -10,7 +10,6 @@
 """
 
 import json
-import os
 from datetime import date
 
 from dagster import (
@@ -31,7 +30,7 @@ from dagster import (
     sensor,
 )
 
-from contact_register.warehouse.checks.freshness import max_age_from_env, raw_store_syncs, utcnow
+from contact_register.warehouse.checks.freshness import raw_store_syncs, utcnow
 from assets.resources import StorageResource, RegisterResource, NotifierResource
 from connectors.clock import today_helsinki
 from connectors.errors import VENDOR_TEXT_MARK, ConnectorError, SafeMessage
@@ -83,7 +82,7 @@ def run_failure_alert(context: RunFailureSensorContext, notifier: NotifierResour
         return SkipReason(f"run {run.run_id} will be retried; the last attempt reports")
     failures = [StepFailure(e.step_key or "run", _error_text(e)) for e in context.get_step_failure_events()]
     notice = run_failure_notice(run.job_name, run.run_id, failures, run_message=context.failure_event.message or "",
-                                ui_url=os.environ.get("NOTIFY_DAGSTER_URL", ""))
+                                ui_url=notifier.setting("dagster_url"))
     used = notifier.send(notice)
     if not used:
         return SkipReason(f"{run.job_name} failed but {NOT_CONFIGURED}")
@@ -100,7 +99,7 @@ def raw_freshness_alert(context: SensorEvaluationContext, storage: StorageResour
     # The cursor remembers which stale systems were reported, with the sync time they were
     # reported at: a system is reported again only after it was refreshed and went stale again.
     reported: dict = json.loads(context.cursor) if context.cursor else {}
-    now, max_age = utcnow(), max_age_from_env()
+    now, max_age = utcnow(), storage.max_age()
     stale = [s for s in raw_store_syncs(storage.raw_dir_path()) if s.is_stale(now, max_age)]
     current = {s.system: s.last_success.isoformat() if s.last_success else None for s in stale}
     new = [s for s in stale if s.system not in reported or reported[s.system] != current[s.system]]
@@ -127,7 +126,7 @@ def send_deadline_digest(context: OpExecutionContext, config: DeadlineDigestConf
     """Delete expired export packages, then mail the overdue cases, the cases due soon, the open
     manual tasks and the stale systems."""
     today = date.fromisoformat(config.today) if config.today else today_helsinki()
-    now, max_age = utcnow(), max_age_from_env()
+    now, max_age = utcnow(), storage.max_age()
     stale = [s for s in raw_store_syncs(storage.raw_dir_path()) if s.is_stale(now, max_age)]
     reg = register.open()
     try:

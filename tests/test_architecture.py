@@ -171,3 +171,42 @@ def test_lower_layers_are_dagster_free(layer):
             found += [f"{module}:{node.lineno}" for n in names if n.split(".")[0].startswith("dagster")
                       and not (n.split(".")[0] == "dagster_graphql" and module in graphql_clients)]
     assert found == []
+
+
+# Where the environment may be read. The Dagster layer reads it only through the resources
+# declared with EnvVar in pipelines/resources.py; the CLI and the doctor (the operator's entry
+# points) through contact_register/settings.py; the core takes settings as parameters.
+ENVIRONMENT_READERS = {
+    "pipelines.resources",
+    "contact_register.settings",
+    # Passes the whole environment on to the tools it runs (``helm plugin list`` and the like).
+    "contact_register.doctor",
+    # Handed to other helpers of issue 17 (connectors, the desk, the Pipedrive label/field marks):
+    "connectors.request_tracker",
+    "contact_register.desk.app",
+    "contact_register.desk.launch",
+    "contact_register.cli.desk",
+    "contact_register.requests.writeback.pipedrive",
+    # Not yet moved (settings used deep inside the core; see the note of issue 17):
+    "contact_register.warehouse.identity",
+    "contact_register.requests.suppression.store",
+    "contact_register.requests.cases.casebook",
+    "contact_register.requests.erasure.policy",
+    "contact_register.requests.erasure.google",
+    "contact_register.requests.marketing_ban.trustmary",
+    "contact_register.requests.marketing_ban.google",
+}
+
+
+def _environment_reads(path: Path) -> list[int]:
+    """Lines that touch ``os.environ`` or call ``os.getenv``."""
+    return sorted({node.lineno for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                   and node.value.id == "os" and node.attr in ("environ", "getenv")})
+
+
+def test_the_environment_is_read_only_at_the_entry_points():
+    found = [f"{module}:{line}" for module, path in MODULES.items()
+             if module.split(".")[0] in LAYERS and module not in ENVIRONMENT_READERS
+             for line in _environment_reads(path)]
+    assert found == []

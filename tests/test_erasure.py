@@ -378,6 +378,7 @@ def test_system_down_fails_clearly_and_rerun_converges(erasure_env, sandbox, goo
     case_id = new_case(p)
     # Fewer retries than production, so the test does not wait out a long backoff.
     resources = dict(defs.resources, google=GoogleWorkspaceResource(admin_subject=EnvVar("GOOGLE_ADMIN_SUBJECT"),
+                                                                    optional_env=defs.resources["google"].optional_env,
                                                                     max_attempts=2, timeout_s=2.0))
     google_sandbox.stop()
     ok, meta, failure, logs = run_job(erasure_env, case_id, resources=resources)

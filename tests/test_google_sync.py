@@ -239,6 +239,7 @@ def test_raw_google_asset_materializes_without_personal_data_in_events(google_sa
     from dagster import DagsterInstance, materialize
 
     from assets.resources import GoogleWorkspaceResource
+    from pipelines.resources import RESOURCES
     from assets.google.assets import raw_google
     from assets.resources import StorageResource
 
@@ -246,7 +247,7 @@ def test_raw_google_asset_materializes_without_personal_data_in_events(google_sa
     for key, value in google_sandbox.env().items():
         monkeypatch.setenv(key, value)
     instance = DagsterInstance.ephemeral()
-    resources = {"google": GoogleWorkspaceResource(admin_subject=g.admin_email),
+    resources = {"google": GoogleWorkspaceResource(admin_subject=g.admin_email, optional_env=RESOURCES["google"].optional_env),
                  "storage": StorageResource(raw_dir=str(tmp_path / "raw"))}
     for _ in range(2):
         result = materialize([raw_google], resources=resources, instance=instance)

@@ -149,7 +149,7 @@ def test_raw_netvisor_asset_materializes_and_keeps_personal_data_out_of_events(n
 
     from assets.resources import NetvisorResource
     from assets.netvisor.assets import raw_netvisor
-    from assets.resources import StorageResource
+    from pipelines.resources import RESOURCES
 
     nv = netvisor_sandbox.netvisor
     env = netvisor_sandbox.env()
@@ -158,9 +158,10 @@ def test_raw_netvisor_asset_materializes_and_keeps_personal_data_out_of_events(n
         base_url=env["NETVISOR_BASE_URL"], sender=env["NETVISOR_SENDER"], customer_id=env["NETVISOR_CUSTOMER_ID"],
         partner_id=env["NETVISOR_PARTNER_ID"], customer_key=env["NETVISOR_CUSTOMER_KEY"],
         partner_key=env["NETVISOR_PARTNER_KEY"], organisation_id=env["NETVISOR_ORGANISATION_ID"],
+        optional_env=RESOURCES["netvisor"].optional_env,  # the lock file under RAW_DIR
     )
     instance = DagsterInstance.ephemeral()
-    result = materialize([raw_netvisor], resources={"netvisor": resource, "storage": StorageResource()},
+    result = materialize([raw_netvisor], resources={"netvisor": resource, "storage": RESOURCES["storage"]},
                          instance=instance)
     assert result.success
     mats = {tuple(e.asset_key.path): e.event_specific_data.materialization.metadata

@@ -26,7 +26,7 @@ from dagster import DagsterInstance, build_run_status_sensor_context, build_sens
 from contact_register.warehouse.checks.conformance import Landed, check_conformance
 from assets.pipedrive.assets import RAW_PIPEDRIVE_KEYS
 from contact_register.sync.raw_store import raw_path
-from assets.resources import StorageResource, NotifierResource
+from pipelines.resources import RESOURCES
 from pipelines.definitions import defs
 from contact_register.notify import Notice, NotifyError
 from contact_register.requests.cases import open_register, validate_identifiers
@@ -139,7 +139,7 @@ def report_failure(instance, result) -> None:
     """Evaluate the run-failure sensor on a failed run, as the daemon would."""
     context = build_run_status_sensor_context(
         sensor_name="run_failure_alert", dagster_instance=instance, dagster_run=result.dagster_run,
-        dagster_event=result.get_run_failure_event(), resources={"notifier": NotifierResource()},
+        dagster_event=result.get_run_failure_event(), resources={"notifier": RESOURCES["notifier"]},
     ).for_run_failure()
     run_failure_alert(context)
 
@@ -182,7 +182,7 @@ def test_a_run_dagster_will_retry_is_reported_by_its_last_attempt_only(env, sand
     context = build_run_status_sensor_context(
         sensor_name="run_failure_alert", dagster_instance=instance,
         dagster_run=instance.get_run_by_id(result.run_id), dagster_event=result.get_run_failure_event(),
-        resources={"notifier": NotifierResource()},
+        resources={"notifier": RESOURCES["notifier"]},
     ).for_run_failure()
     run_failure_alert(context)
     assert smtp.received == []
@@ -313,7 +313,7 @@ def test_daily_mail_lists_due_overdue_and_manual_tasks_and_posts_to_the_webhook(
 
 def test_stale_system_is_reported_once_per_stale_spell(env, sandbox, smtp):
     assert nightly(DagsterInstance.ephemeral(), list(RAW_PIPEDRIVE_KEYS.values())).success
-    resources = {"storage": StorageResource(), "notifier": NotifierResource()}
+    resources = {"storage": RESOURCES["storage"], "notifier": RESOURCES["notifier"]}
     fresh = raw_freshness_alert(build_sensor_context(resources=resources))
     assert smtp.received == [] and json.loads(fresh.cursor) == {}
 
@@ -335,14 +335,14 @@ def test_stale_system_is_reported_once_per_stale_spell(env, sandbox, smtp):
 def test_mail_settings_errors_are_clear(monkeypatch, smtp):
     monkeypatch.setenv("NOTIFY_TO", "not an address")
     with pytest.raises(NotifyError, match="NOTIFY_TO"):
-        NotifierResource().smtp()
+        RESOURCES["notifier"].smtp()
     monkeypatch.setenv("NOTIFY_TO", RECIPIENTS[0])
     monkeypatch.setenv("NOTIFY_SMTP_PORT", "smtp")
     with pytest.raises(NotifyError, match="NOTIFY_SMTP_PORT"):
-        NotifierResource().smtp()
+        RESOURCES["notifier"].smtp()
     monkeypatch.setenv("NOTIFY_SMTP_PORT", str(free_port()))  # nobody listens there
     with pytest.raises(NotifyError, match="mail through 127.0.0.1"):
-        NotifierResource().send(Notice("test", "test", ("x",)))
+        RESOURCES["notifier"].send(Notice("test", "test", ("x",)))
 
 
 def test_conformance_names_each_promise_at_risk():
@@ -412,9 +412,9 @@ def test_starttls_and_login_with_a_private_ca(monkeypatch, tmp_path):
         monkeypatch.delenv("NOTIFY_WEBHOOK_URL", raising=False)
         notice = Notice("test", "relay check", ("one line",))
         with pytest.raises(NotifyError, match="CERTIFICATE_VERIFY_FAILED"):  # the system CAs do not know it
-            NotifierResource().send(notice)
+            RESOURCES["notifier"].send(notice)
         monkeypatch.setenv("NOTIFY_SMTP_CA_FILE", str(cert_file))
-        assert NotifierResource().send(notice) == ["mail"]
+        assert RESOURCES["notifier"].send(notice) == ["mail"]
     finally:
         controller.stop()
     assert len(inbox.received) == 1 and inbox.received[0]["to"] == [RECIPIENTS[0]]

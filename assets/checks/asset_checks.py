@@ -14,7 +14,7 @@ import duckdb
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, asset_check
 
 from contact_register.warehouse.checks.conformance import MappingError, check_conformance, read_landed
-from contact_register.warehouse.checks.freshness import max_age_from_env, utcnow, warehouse_syncs
+from contact_register.warehouse.checks.freshness import utcnow, warehouse_syncs
 from contact_register.warehouse.checks.row_counts import RowCountReport
 from assets.resources import StorageResource
 from contact_register.requests.export.registry import EXPORTERS
@@ -51,7 +51,7 @@ def _published(storage: StorageResource) -> duckdb.DuckDBPyConnection:
 @asset_check(asset=CHECKED_ASSET, description="Each system's last successful sync; warns when older than "
              "FRESHNESS_MAX_AGE_HOURS (default 36).")
 def last_sync(storage: StorageResource) -> AssetCheckResult:
-    max_age: timedelta = max_age_from_env()
+    max_age: timedelta = storage.max_age()
     now = utcnow()
     con = _published(storage)
     try:

@@ -48,6 +48,7 @@ def warehouse(context: AssetExecutionContext, config: WarehouseConfig, storage: 
     reg = register.open()
     try:
         result = build_warehouse(storage.raw_dir_path(), storage.warehouse_file(), run_id=context.run.run_id,
+                                 identity_state_path=storage.identity_state_file(),
                                  suppression=SuppressionList(reg), before_publish=guard)
     except PublishBlocked as blocked:
         # The check result shows why in the UI; the failed run alerts the operator.

@@ -17,7 +17,6 @@ Record keys look like ``pipedrive:person:123``. Decisions are stored in IDENTITY
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.csv as pacsv
 
+from contact_register import settings
 from contact_register.warehouse import identity, identity_state
 
 RESOLVE_COLUMNS = ("record_id", "system", "name", "email", "phone", "organisation")
@@ -71,12 +71,12 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 def _warehouse_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--warehouse", type=Path, default=Path(os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb")))
+    p.add_argument("--warehouse", type=Path, default=settings.warehouse_path())
     p.add_argument("--decisions", type=Path, default=None, help="state file (default: IDENTITY_DECISIONS_PATH)")
 
 
 def _state_path(args) -> Path:
-    return args.decisions or identity_state.default_path(args.warehouse)
+    return args.decisions or identity_state.default_path(args.warehouse, configured=settings.identity_decisions_path())
 
 
 def _open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
@@ -298,7 +298,7 @@ def cmd_screen(args) -> int:
     from contact_register.requests.cases import open_register
     from contact_register.requests.suppression.store import SuppressionKeyError, SuppressionList
 
-    url = args.register if args.register is not None else os.environ.get("REGISTER_URL", "")
+    url = args.register if args.register is not None else settings.register_url()
     if _no_register(url):
         counts = screen_file(args.input, args.output, args.warehouse)
         print("note: no request register yet, so no suppression list to screen against", file=sys.stderr)

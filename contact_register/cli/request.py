@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import sys
 from typing import Any
 
 from connectors.clock import today_helsinki
+from contact_register import settings
 from contact_register.requests.cases import (
     CASE_KINDS,
     CaseNotFound,
@@ -49,7 +49,7 @@ from contact_register.requests.restriction.store import record_lift_decision
 
 def _default_actor() -> str:
     try:
-        return os.environ.get("REGISTER_ACTOR") or getpass.getuser()
+        return settings.register_actor() or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 
@@ -195,7 +195,7 @@ def _stdin_corrections(value: Any) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     actor = args.actor or _default_actor()
     try:
-        register = open_register(args.register_url)
+        register = open_register(args.register_url if args.register_url is not None else settings.register_url())
     except (ValueError, OSError) as exc:
         print(f"error: cannot open the request register: {exc}", file=sys.stderr)
         return 2

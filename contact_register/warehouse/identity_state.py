@@ -17,7 +17,6 @@ salted when that id is taken.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,12 +35,12 @@ CREATE TABLE IF NOT EXISTS {a}.record_person (
 """
 
 
-def default_path(warehouse_path: str | Path | None = None) -> Path:
-    configured = os.environ.get("IDENTITY_DECISIONS_PATH")
+def default_path(warehouse_path: str | Path, configured: str | Path | None = None) -> Path:
+    """The identity state store: ``configured`` (``IDENTITY_DECISIONS_PATH``) if given, else
+    ``identity_decisions.duckdb`` beside the warehouse."""
     if configured:
         return Path(configured)
-    base = Path(warehouse_path) if warehouse_path else Path(os.environ.get("WAREHOUSE_PATH", "data/warehouse.duckdb"))
-    return base.with_name("identity_decisions.duckdb")
+    return Path(warehouse_path).with_name("identity_decisions.duckdb")
 
 
 def _sql_path(path: Path) -> str:

@@ -14,7 +14,6 @@ tick, since the sensor looks for every hold that has ended, not for today's.
 
 
 import functools
-import os
 from pathlib import Path
 
 from dagster import (
@@ -39,7 +38,7 @@ from contact_register.requests.erasure.flow import ErasureRefused, due_followups
 from contact_register.requests.erasure.own_stores import erase_own_stores
 from contact_register.requests.erasure.registry import make_erasers
 from assets.resources import RegisterResource
-from contact_register.requests.cases import RegisterError, open_register
+from contact_register.requests.cases import RegisterError
 from contact_register.requests.suppression.store import SuppressionKeyError
 from assets.system_resources import SYSTEM_RESOURCES
 from pipelines.jobs.writeback_support import systems_table, writeback_session
@@ -89,7 +88,7 @@ def erase_subject(context: OpExecutionContext, config: ErasureConfig):
         def own(subject):
             return erase_own_stores(subject, raw_dir=storage.raw_dir_path(), warehouse_path=storage.warehouse_file(),
                                     export_dir=res.export_path(), register=register, case_id=subject.case_id,
-                                    actor=actor,
+                                    actor=actor, identity_state_path=storage.identity_state_file(),
                                     scrub_runs=functools.partial(scrub_dagster, Path(context.instance.root_directory)))
 
         try:
@@ -119,13 +118,10 @@ def erasure():
 
 
 @sensor(job=erasure, minimum_interval_seconds=24 * 3600, default_status=DefaultSensorStatus.RUNNING)
-def erasure_hold_sensor(context: SensorEvaluationContext):
+def erasure_hold_sensor(context: SensorEvaluationContext, register: RegisterResource):
     """Once a day: launch the erasure again for every case whose legal hold has ended."""
-    register = open_register(os.environ.get("REGISTER_URL", ""))
-    try:
-        due = due_followups(register)
-    finally:
-        register.close()
+    with register.open() as reg:
+        due = due_followups(reg)
     if not due:
         yield SkipReason("no legal hold has ended")
         return

@@ -651,10 +651,11 @@ ScrubRuns = Callable[[Needles, dict[str, dict[str, int]]], dict[str, int]]
 
 
 def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, export_dir, register: Register,
-                     case_id: str, actor: str, scrub_runs: ScrubRuns) -> Outcome:
+                     case_id: str, actor: str, scrub_runs: ScrubRuns, identity_state_path=None) -> Outcome:
     """Remove the person from the raw stores, the warehouse, the exports, the run storage
-    (``scrub_runs``, given by the Dagster layer) and (last) the register's identifiers. Idempotent: a second call finds nothing more to remove.
-    A busy store or an unexpected remainder gives state ``failed`` with the reason (no personal
+    (``scrub_runs``, given by the Dagster layer) and (last) the register's identifiers.
+    ``identity_state_path`` is the identity state store (default: beside the warehouse).
+    Idempotent: a second call finds nothing more to remove. A busy store or an unexpected remainder gives state ``failed`` with the reason (no personal
     data) and leaves the register's identifiers in place for the next attempt."""
     raw_dir, warehouse_path, export_dir = Path(raw_dir), Path(warehouse_path), Path(export_dir)
     counts: dict[str, int] = {}
@@ -679,7 +680,7 @@ def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, expo
                 removed = rewrite_without(raw_path(raw_dir, system), _raw_removal(system, subject, needles),
                                           order=_child_order(system))
                 counts["raw_rows_removed"] = counts.get("raw_rows_removed", 0) + removed
-            state = identity_state.default_path(warehouse_path)
+            state = identity_state.default_path(warehouse_path, configured=identity_state_path)
             if state.exists():
                 counts["identity_keys_removed"] = rewrite_without(state, _identity_removal(_record_keys(subject)))
             # 2. the warehouse

@@ -8,7 +8,6 @@ freshest mailbox counts per API, because a suspended or departed user's state ro
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,9 +33,9 @@ class SystemSync:
         return not self.busy and (self.last_success is None or now - self.last_success > max_age)
 
 
-def max_age_from_env() -> timedelta:
-    """``FRESHNESS_MAX_AGE_HOURS`` (default 36)."""
-    text = os.environ.get("FRESHNESS_MAX_AGE_HOURS") or str(DEFAULT_MAX_AGE_HOURS)
+def parse_max_age(hours_text: str = "") -> timedelta:
+    """The staleness limit from its setting, ``FRESHNESS_MAX_AGE_HOURS`` (empty: 36 hours)."""
+    text = str(hours_text).strip() or str(DEFAULT_MAX_AGE_HOURS)
     try:
         hours = float(text)
     except ValueError:
