@@ -16,7 +16,7 @@ from connectors.errors import (
     RateLimitedError,
     RetryableError,
 )
-from connectors.http import HttpClient, RateLimitHeaders, RetryPolicy, parse_retry_after, safe_path
+from connectors.http import HttpClient, RateLimitHeaders, Retry, RetryPolicy, parse_retry_after, retry_call, safe_path
 
 
 class Scripted:
@@ -202,3 +202,73 @@ def test_logs_carry_no_personal_data(server, caplog):
     for secret in ("matti.virtanen", "Virtanen", "0401234567"):
         assert secret not in text
     assert safe_path("http://h/users/a%40b.fi/x?q=1") == "/users/{email}/x"
+
+
+# -- the one retry loop, as Netvisor, Google and RT use it with their own classification --------
+
+
+def _fails(times: int, error: Exception):
+    """A call that raises ``error`` the first ``times`` attempts, then answers its attempt number."""
+    seen: list[int] = []
+
+    def fn(attempt: int) -> int:
+        seen.append(attempt)
+        if len(seen) <= times:
+            raise error
+        return attempt
+    return fn, seen
+
+
+def test_retry_call_retries_what_classify_allows_then_succeeds():
+    fn, seen = _fails(2, ValueError("damaged"))
+    sleeps, retried = [], []
+    result = retry_call(fn, lambda exc: Retry(RetryableError("damaged answer", system="x")),
+                        RetryPolicy(max_attempts=5, backoff_base_s=0.01), sleep=sleeps.append,
+                        on_retry=lambda n, err, wait: retried.append((n, type(err).__name__)))
+    assert result == 3 and seen == [1, 2, 3]
+    assert retried == [(1, "RetryableError"), (2, "RetryableError")] and len(sleeps) == 2
+
+
+def test_retry_call_gives_up_after_max_attempts_with_the_classified_error():
+    fn, seen = _fails(99, ValueError("damaged"))
+    with pytest.raises(BadPayloadError) as caught:
+        retry_call(fn, lambda exc: Retry(BadPayloadError("unreadable", system="x")),
+                   RetryPolicy(max_attempts=3, backoff_base_s=0.01), sleep=lambda s: None)
+    assert len(seen) == 3 and isinstance(caught.value.__cause__, ValueError)
+
+
+def test_retry_call_raises_a_fatal_verdict_at_once():
+    fn, seen = _fails(99, KeyError("x"))
+    sleeps = []
+    with pytest.raises(AuthError):
+        retry_call(fn, lambda exc: AuthError("refused", system="x"), RetryPolicy(), sleep=sleeps.append)
+    assert seen == [1] and sleeps == []
+    # An exception the classifier hands back unchanged is raised as it is.
+    fn, seen = _fails(99, KeyError("x"))
+    with pytest.raises(KeyError):
+        retry_call(fn, lambda exc: exc, RetryPolicy(), sleep=sleeps.append)
+    assert seen == [1] and sleeps == []
+
+
+def test_retry_call_waits_a_named_wait_but_not_a_too_long_one():
+    limited = RateLimitedError("rate limited", retry_after=2.0, system="x")
+    fn, _ = _fails(1, limited)
+    sleeps = []
+    retry_call(fn, lambda exc: Retry(exc, wait_s=exc.retry_after), RetryPolicy(max_wait_s=10.0), sleep=sleeps.append)
+    assert len(sleeps) == 1 and 2.0 <= sleeps[0] <= 3.0
+    fn, seen = _fails(1, limited)
+    with pytest.raises(RateLimitedError):
+        retry_call(fn, lambda exc: Retry(exc, wait_s=exc.retry_after), RetryPolicy(max_wait_s=1.0), sleep=sleeps.append)
+    assert seen == [1] and len(sleeps) == 1
+
+
+def test_retry_call_starts_counting_again_after_progress():
+    # Ten failed rounds that each got part of the work done outlast a limit of three attempts.
+    fn, seen = _fails(10, RetryableError("parts left", system="x"))
+    result = retry_call(fn, lambda exc: Retry(exc, progressed=True), RetryPolicy(max_attempts=3, backoff_base_s=0.01),
+                        sleep=lambda s: None)
+    assert len(seen) == 11 and result == seen[-1]
+    fn, seen = _fails(10, RetryableError("parts left", system="x"))
+    with pytest.raises(RetryableError):
+        retry_call(fn, lambda exc: Retry(exc), RetryPolicy(max_attempts=3, backoff_base_s=0.01), sleep=lambda s: None)
+    assert len(seen) == 3
