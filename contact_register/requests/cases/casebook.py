@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from connectors.clock import today_helsinki
 from connectors.errors import SafeMessage
-from contact_register.requests.cases.identifiers import Identifiers
+from contact_register.requests.cases.identifiers import Identifiers, clean_text
 from contact_register.requests.cases.backend import _KINDS, _STATES, Backend, CompactionBusy, Tx, open_backend
 
 CASE_KINDS = _KINDS
@@ -68,19 +68,13 @@ def _now() -> str:
 
 
 def checked_text(value: Any, what: str, *, required: bool = True, limit: int = MAX_NOTE) -> str | None:
+    """An officer's free text (actor, note, reason ...): None when blank and not ``required``,
+    else :func:`~contact_register.requests.cases.identifiers.clean_text` with line breaks allowed."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise RegisterError(f"{what} is required")
         return None
-    if not isinstance(value, str):
-        raise RegisterError(f"{what} must be text")
-    if len(value) > limit:
-        raise RegisterError(f"{what} is too long (at most {limit} characters)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RegisterError(f"{what} is not valid Unicode") from None
-    return value.strip()
+    return clean_text(value, what, limit, error=RegisterError, line_breaks=True)
 
 
 def _day(value: date | str | None, what: str) -> date | None:

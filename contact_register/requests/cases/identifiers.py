@@ -55,18 +55,24 @@ class Identifiers:
         return not (self.emails or self.phones or self.name)
 
 
-def clean_text(value: object, what: str, limit: int) -> str:
+def clean_text(value: object, what: str, limit: int, *, error: type[SafeMessage] = InvalidIdentifier,
+               line_breaks: bool = False) -> str:
+    """Text a person typed, checked before it is kept: text, at most ``limit`` characters, valid
+    Unicode, NFC-normalised and stripped, without control or unassigned characters (line breaks
+    and tabs allowed when ``line_breaks``: notes and reasons). ``error`` names ``what`` and why,
+    never the value. The one check for identifiers, corrections and the register's free text."""
     if not isinstance(value, str):
-        raise InvalidIdentifier(f"{what}: must be text, got {type(value).__name__}")
+        raise error(f"{what}: must be text, got {type(value).__name__}")
     if len(value) > limit:
-        raise InvalidIdentifier(f"{what}: too long ({len(value)} characters, at most {limit})")
+        raise error(f"{what}: too long ({len(value)} characters, at most {limit})")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidIdentifier(f"{what}: not valid Unicode (lone surrogate code points)") from None
+        raise error(f"{what}: not valid Unicode (lone surrogate code points)") from None
     value = unicodedata.normalize("NFC", value).strip()
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
-        raise InvalidIdentifier(f"{what}: contains control or unassigned characters")
+    allowed = "\n\r\t" if line_breaks else ""
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in allowed for ch in value):
+        raise error(f"{what}: contains control or unassigned characters")
     return value
 
 
