@@ -19,7 +19,7 @@ from connectors.docue import DEFAULT_BASE_URL as DOCUE_URL, DocueClient
 from connectors.google_workspace import GoogleSettings, GoogleWorkspaceClient, SCOPES_WRITE
 from connectors.legal_hold import FinancialYears
 from connectors.matomo import MatomoClient
-from connectors.netvisor import NetvisorClient
+from connectors.netvisor import Credentials, NetvisorClient
 from connectors.pipedrive import PipedriveClient
 from connectors.request_tracker import RequestTrackerClient, RtAdminTools
 from connectors.trustmary import DEFAULT_BASE_URL as TRUSTMARY_URL, TrustmaryClient
@@ -168,12 +168,16 @@ class NetvisorResource(SettingsResource):
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
 
+    def credentials(self) -> Credentials:
+        """The connector's one description of the credentials (``connectors.netvisor.Credentials``),
+        filled from this resource's fields of the same names (Dagster config needs them declared)."""
+        return Credentials(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Credentials)})
+
     def client(self) -> NetvisorClient:
         lock_dir = self.setting("lock_dir", DEFAULT_RAW_DIR)
         return NetvisorClient(
-            self.base_url, sender=self.sender, customer_id=self.customer_id, partner_id=self.partner_id,
-            customer_key=self.customer_key, partner_key=self.partner_key, organisation_id=self.organisation_id,
-            language=self.language, timeout=(self.connect_timeout_s, self.read_timeout_s),
+            self.base_url, **dataclasses.asdict(self.credentials()),
+            timeout=(self.connect_timeout_s, self.read_timeout_s),
             lock_dir=Path(lock_dir), financial_years=self.financial_years(),
         )
 
