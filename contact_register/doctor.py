@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +30,7 @@ import requests
 
 from connectors.errors import AuthError, BadPayloadError, ConnectorError, NotFoundError, RetryableError
 from connectors.http import RetryPolicy
+from contact_register import settings
 
 OK, FAIL, WARN, NOT_CONFIGURED = "OK", "FAIL", "WARN", "not configured"
 # A doctor answers quickly: a down system is reported, not waited out.
@@ -503,7 +503,7 @@ def _rt_shredder(p: _Probe, env: Mapping[str, str]) -> None:
         return
     extra = {k: env[k] for k in ("RT_SITE_CONFIG", "RT_SITE_CONFIG_DIR") if _env(env, k)}
     try:
-        done = subprocess.run([tool, "--plugin", "list"], env={**os.environ, **extra}, capture_output=True,
+        done = subprocess.run([tool, "--plugin", "list"], env={**settings.environment(), **extra}, capture_output=True,
                               timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         p.add("shredder", FAIL, type(exc).__name__, "rt-shredder does not start: check RT's installation")
@@ -605,7 +605,7 @@ def configured(env: Mapping[str, str], system: str) -> bool:
 
 def run_checks(env: Mapping[str, str] | None = None, systems: tuple[str, ...] = SYSTEMS) -> Report:
     """Every check of every configured system among ``systems``."""
-    env = os.environ if env is None else env
+    env = settings.environment() if env is None else env
     report = Report()
     for system in systems:
         if not configured(env, system):

@@ -655,8 +655,9 @@ def erase_own_stores(subject: WritebackSubject, *, raw_dir, warehouse_path, expo
     """Remove the person from the raw stores, the warehouse, the exports, the run storage
     (``scrub_runs``, given by the Dagster layer) and (last) the register's identifiers.
     ``identity_state_path`` is the identity state store (default: beside the warehouse).
-    Idempotent: a second call finds nothing more to remove. A busy store or an unexpected remainder gives state ``failed`` with the reason (no personal
-    data) and leaves the register's identifiers in place for the next attempt."""
+    Idempotent: a second call finds nothing more to remove. A busy store or an unexpected
+    remainder gives state ``failed`` with the reason (no personal data) and leaves the register's
+    identifiers in place for the next attempt."""
     raw_dir, warehouse_path, export_dir = Path(raw_dir), Path(warehouse_path), Path(export_dir)
     counts: dict[str, int] = {}
     step = "identifiers"
