@@ -481,7 +481,8 @@ def test_hold_sensor_launches_the_follow_up_once_the_hold_has_ended(tmp_path, mo
         yesterday, later = date.today() - timedelta(days=1), date.today() + timedelta(days=400)
         reg.set_system_state(ended, "netvisor", "held", actor="tv", detail="kirjanpito", held_until=yesterday)
         reg.set_system_state(running, "netvisor", "held", actor="tv", detail="kirjanpito", held_until=later)
-    requests_ = list(erasure_hold_sensor(build_sensor_context()))
+    context = build_sensor_context(resources={"register": defs.resources["register"]})
+    requests_ = list(erasure_hold_sensor(context))
     assert [r.run_key for r in requests_] == [f"{ended}:{yesterday.isoformat()}"]
     assert requests_[0].run_config == {"ops": {"erase_subject": {"config": {"case_id": ended}}}}
 
