@@ -1,4 +1,5 @@
-"""`make demo`: start the sandbox, run nightly_sync once, then serve the Dagster UI.
+"""`make demo`: start the sandbox, run nightly_sync once, then serve the Dagster UI and the
+privacy officer's desk (on ``DESK_PORT``, default 3001) with a seeded officer account.
 
 Runs in the foreground; Ctrl-C (or SIGTERM) stops the UI, Request Tracker and the sandbox. The sandbox's settings are written
 to ``data/sandbox.env`` (shell-sourceable) so a second terminal can use them too.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +20,8 @@ STATE_FILE = Path("data/sandbox/endpoints.json")
 ENV_FILE = Path("data/sandbox.env")
 RT_CACHE = Path("data/rt-cache")
 UI_HOST, UI_PORT = "127.0.0.1", 3000
+DESK_PORT = int(os.environ.get("DESK_PORT") or 3001)
+OFFICER_FILE = Path("data/desk-officer.txt")  # the seeded officer's credentials, mode 0600
 
 
 def _bin(name: str) -> str:
@@ -70,6 +74,28 @@ def start_request_tracker():
     return RequestTracker.start(database=database)
 
 
+def seed_officer(env: dict[str, str]) -> str:
+    """Create the demo's desk officer once; its name and password go to OFFICER_FILE (0600)
+    and are printed that one time. Returns the line to show on later demos too."""
+    if OFFICER_FILE.exists():
+        return f"the officer's user name and password are in {OFFICER_FILE}"
+    password = secrets.token_urlsafe(18)
+    for name in ("officer", "officer-2", "officer-3"):  # "officer" exists if the file was deleted
+        done = subprocess.run([sys.executable, "-m", "contact_register.cli", "desk", "create-officer", name],
+                              input=password + "\n", env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+    else:
+        return f"no desk officer could be created: {done.stderr.strip()}"
+    OFFICER_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(OFFICER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"user: {name}\npassword: {password}\n")
+    print(f"\nDesk officer created (shown once; kept in {OFFICER_FILE}):\n  user: {name}\n  password: {password}\n",
+          flush=True)
+    return f"the officer's user name and password are in {OFFICER_FILE}"
+
+
 def _stop_on_sigterm(_signum, _frame) -> None:
     # A demo started from a script or a service manager is stopped with SIGTERM, not Ctrl-C:
     # take the same way out, so that RT, the sandbox and the UI are stopped too.
@@ -104,15 +130,20 @@ def main() -> int:
             env=env, check=True,
         )
         warehouse = env.get("WAREHOUSE_PATH", "data/warehouse.duckdb")
+        officer = seed_officer(env)
         print(
             "\nnightly_sync finished.\n"
             f"  Dagster UI:  http://{UI_HOST}:{UI_PORT}  (runs, assets, the nightly_sync schedule)\n"
+            f"  Desk:        http://{UI_HOST}:{DESK_PORT}  (the privacy officer's desk; {officer})\n"
             f"  Warehouse:   {warehouse}  - open it read-only:\n"
             f"               .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
             ".sql('SELECT count(*) FROM persons'))\"\n"
             "  Stop with Ctrl-C.\n",
             flush=True,
         )
+        env.setdefault("DAGSTER_UI_URL", f"http://{UI_HOST}:{UI_PORT}")  # where the desk launches runs
+        desk = subprocess.Popen([sys.executable, "-m", "contact_register.cli", "desk", "serve", "--host", UI_HOST,
+                                 "--port", str(DESK_PORT)], env=env)
         ui = subprocess.Popen(
             [_bin("dagster"), "dev", "-m", "pipelines.definitions", "-h", UI_HOST, "-p", str(UI_PORT)], env=env
         )
@@ -122,6 +153,9 @@ def main() -> int:
             ui.terminate()
             ui.wait(timeout=30)
             return 0
+        finally:
+            desk.terminate()
+            desk.wait(timeout=10)
     finally:
         if rt is not None:
             rt.stop()
