@@ -277,3 +277,22 @@ def test_logout_ends_the_session(desk):
     # The old cookie, sent again on purpose, is dead: the session is gone from the register.
     again = requests.get(f"{base}/", cookies={"desk_session": cookie}, allow_redirects=False)
     assert (again.status_code, again.headers["location"]) == (303, "/login")
+
+
+def test_create_officer_reads_the_password_from_stdin_and_the_account_logs_in(desk):
+    base, url, _, _ = desk
+    env = dict(os.environ, REGISTER_URL=url)
+    short = cli("desk", "create-officer", "uusi", env=env, stdin="lyhyt\n")
+    assert short.returncode == 2 and "at least 12" in short.stderr
+    made = cli("desk", "create-officer", "uusi", env=env, stdin="uusi-salasana-pitka\n")
+    assert made.returncode == 0, made.stderr
+    assert cli("desk", "create-officer", "uusi", env=env, stdin="uusi-salasana-pitka\n").returncode == 2  # exists
+    PASSWORD["uusi"] = "uusi-salasana-pitka"
+    try:
+        s = logged_in(base, "uusi", [])
+        assert "/cases/new" in s.get(f"{base}/").text  # an officer
+    finally:
+        del PASSWORD["uusi"]
+    with open_register(url) as reg, reg.backend.transaction() as tx:
+        stored = tx.one("SELECT password_hash FROM desk_accounts WHERE username = 'uusi'")[0]
+    assert stored.startswith("$argon2id$") and "uusi-salasana-pitka" not in stored
