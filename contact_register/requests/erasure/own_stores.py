@@ -168,19 +168,26 @@ class Needles:
     def phone_regex(self) -> str | None:
         """Matches any common spelling of one of the phones in text whose separators were
         removed: +358401234567, 00358401234567, 0401234567; never inside a longer number."""
+        spellings = sorted(re.escape(sp) for sp in self.phone_spellings())
+        return rf"(^|[^0-9])({'|'.join(spellings)})([^0-9]|$)" if spellings else None
+
+    def phone_spellings(self) -> set[str]:
+        """The phones' common spellings without separators: international (+358401234567,
+        00358401234567) and national (0401234567, when 7 digits or more); a phone that is not
+        E.164 as written."""
         spellings = set()
         for e164 in self.phones:
             try:
                 number = phonenumbers.parse(e164, None)
             except phonenumbers.NumberParseException:
-                spellings.add(re.escape(re.sub(PHONE_SEPARATORS, "", e164)))  # not E.164: as written
+                spellings.add(re.sub(PHONE_SEPARATORS, "", e164))  # not E.164: as written
                 continue
             nsn = phonenumbers.national_significant_number(number)
             national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
-            spellings |= {rf"\+{number.country_code}{nsn}", f"00{number.country_code}{nsn}"}
+            spellings |= {f"+{number.country_code}{nsn}", f"00{number.country_code}{nsn}"}
             if len(national) >= 7:
                 spellings.add(national)
-        return rf"(^|[^0-9])({'|'.join(sorted(spellings))})([^0-9]|$)" if spellings else None
+        return spellings
 
     @property
     def full_names(self) -> list[str]:
@@ -221,18 +228,7 @@ class Needles:
         out = []
         if self.emails:
             out.append(re.compile(self.email_regex(), re.IGNORECASE))
-        spellings = set()
-        for e164 in self.phones:
-            try:
-                number = phonenumbers.parse(e164, None)
-            except phonenumbers.NumberParseException:
-                spellings.add(re.sub(PHONE_SEPARATORS, "", e164))
-                continue
-            nsn = phonenumbers.national_significant_number(number)
-            national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
-            spellings |= {f"+{number.country_code}{nsn}", f"00{number.country_code}{nsn}"}
-            if len(national) >= 7:
-                spellings.add(national)
+        spellings = self.phone_spellings()
         if spellings:
             spelled = [f"{PHONE_SEPARATORS}*".join(re.escape(ch) for ch in sp) for sp in sorted(spellings)]
             out.append(re.compile(rf"(^|[^0-9])({'|'.join(spelled)})([^0-9]|$)"))
