@@ -194,6 +194,19 @@ class RawStore:
         finally:
             self._in_transaction = False
 
+    def upsert(self, spec: TableSpec, rows: Sequence[dict]) -> None:
+        """Insert or replace ``rows`` in one statement; a batch may repeat a record, the last
+        copy wins."""
+        by_key = {row[spec.key]: row for row in rows}
+        if not by_key:
+            return
+        batch = pa.Table.from_pylist(list(by_key.values()), schema=spec.arrow_schema)
+        self.con.register("_batch", batch)
+        try:
+            self.con.execute(f"INSERT OR REPLACE INTO {spec.name} SELECT * FROM _batch")
+        finally:
+            self.con.unregister("_batch")
+
     def apply_page(
         self,
         spec: TableSpec,
@@ -207,18 +220,10 @@ class RawStore:
     ) -> None:
         """Upsert ``rows``, drop ``deleted_ids``, note issues and rejects, and advance the
         entity's cursor: all or nothing."""
-        by_key: dict[Any, dict] = {}
-        for row in rows:  # a page may repeat a record; the last copy wins
-            by_key[row[spec.key]] = row
-        deleted = [i for i in deleted_ids if i not in by_key]
+        kept = {row[spec.key] for row in rows}
+        deleted = [i for i in deleted_ids if i not in kept]
         with self.transaction():
-            if by_key:
-                batch = pa.Table.from_pylist(list(by_key.values()), schema=spec.arrow_schema)
-                self.con.register("_batch", batch)
-                try:
-                    self.con.execute(f"INSERT OR REPLACE INTO {spec.name} SELECT * FROM _batch")
-                finally:
-                    self.con.unregister("_batch")
+            self.upsert(spec, rows)
             if deleted:
                 # Only rows we held count as deletions: a deleted deal stays listable for 30
                 # days and comes back with every boundary page.

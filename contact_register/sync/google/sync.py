@@ -30,8 +30,6 @@ from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-import pyarrow as pa
-
 from contact_register.sync.raw_store import RawStore, TableSpec, clean_text, json_text
 from connectors.google_workspace import GoogleWorkspaceClient, HistoryExpired, SyncTokenExpired
 
@@ -269,18 +267,6 @@ def get_token(store: RawStore, user_id: str, api: str) -> str | None:
     return row[0] if row else None
 
 
-def _insert(store: RawStore, spec: TableSpec, rows: list[dict]) -> None:
-    if not rows:
-        return
-    by_key = {r[spec.key]: r for r in rows}
-    batch = pa.Table.from_pylist(list(by_key.values()), schema=spec.arrow_schema)
-    store.con.register("_gbatch", batch)
-    try:
-        store.con.execute(f"INSERT OR REPLACE INTO {spec.name} SELECT * FROM _gbatch")
-    finally:
-        store.con.unregister("_gbatch")
-
-
 def write(store: RawStore, spec: TableSpec, rows: list[dict], children: list[dict] = (), *,  # type: ignore[assignment]
           deleted: Iterable[str] = (), issues: Iterable[tuple[str, str]] = (), now: datetime,
           state: tuple[str, str, str] | None = None, full_user: tuple[str, str, str] | None = None,
@@ -311,9 +297,9 @@ def write(store: RawStore, spec: TableSpec, rows: list[dict], children: list[dic
         if deleted:
             gone = len(store.con.execute(f"DELETE FROM {spec.name} WHERE id IN (SELECT unnest(?::VARCHAR[])) RETURNING id",
                                          [list(deleted)]).fetchall())
-        _insert(store, spec, rows)
+        store.upsert(spec, rows)
         if child_spec is not None:
-            _insert(store, child_spec, list(children))
+            store.upsert(child_spec, list(children))
         issue_rows = [[spec.name, rid, problem, now, now] for rid, problem in set(issues)]
         if issue_rows:
             store.con.executemany("INSERT INTO _issues VALUES (?, ?, ?, ?, ?) "
