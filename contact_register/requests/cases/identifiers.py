@@ -140,18 +140,15 @@ def validate_identifiers(
     """Validate and normalise; raise :class:`InvalidIdentifier` on the first bad value.
     At least one email, phone or name is needed."""
     raw: dict[str, list[str]] = {}
-    norm_emails: list[str] = []
-    for i, value in enumerate(_as_list(emails, "email")):
-        norm = normalize_email_strict(value, f"email #{i + 1}")
-        if norm not in norm_emails:
-            norm_emails.append(norm)
-            raw.setdefault("email", []).append(clean_text(value, "email", MAX_EMAIL))
-    norm_phones: list[str] = []
-    for i, value in enumerate(_as_list(phones, "phone")):
-        norm = normalize_phone_strict(value, f"phone #{i + 1}")
-        if norm not in norm_phones:
-            norm_phones.append(norm)
-            raw.setdefault("phone", []).append(clean_text(value, "phone", MAX_PHONE))
+    norms: dict[str, list[str]] = {"email": [], "phone": []}
+    for kind, given, normalize, limit in (("email", emails, normalize_email_strict, MAX_EMAIL),
+                                          ("phone", phones, normalize_phone_strict, MAX_PHONE)):
+        for i, value in enumerate(_as_list(given, kind)):
+            norm = normalize(value, f"{kind} #{i + 1}")
+            if norm not in norms[kind]:  # the first spelling of each address or number is kept
+                norms[kind].append(norm)
+                raw.setdefault(kind, []).append(clean_text(value, kind, limit))
+    norm_emails, norm_phones = norms["email"], norms["phone"]
     clean_name = clean_text(name, "name", MAX_TEXT) if name not in (None, "") else None
     if clean_name is not None and not name_key(clean_name):
         raise InvalidIdentifier("name: has no letters")
