@@ -7,12 +7,12 @@ from __future__ import annotations
 from contact_register.requests.marketing_ban.google import GoogleBanner
 from contact_register.requests.marketing_ban.pipedrive import PipedriveBanner
 from contact_register.requests.marketing_ban.trustmary import TrustmaryBanner
-from contact_register.requests.marketing_ban.without_api import BANNERS as ANSWERED_WITHOUT_API
+from contact_register.requests.marketing_ban.without_api import ANSWERS
 from contact_register.requests.writeback.base import Banner
 
 BANNERS: dict[str, Banner] = {banner.system: banner for banner in (
     PipedriveBanner(),
     GoogleBanner(),
     TrustmaryBanner(),
-    *ANSWERED_WITHOUT_API,  # Netvisor, RT, Matomo, Docue: not applicable; Dealfront, Secapp: manual
+    *ANSWERS,  # Netvisor, RT, Matomo, Docue: not applicable; Dealfront, Secapp: manual
 )}

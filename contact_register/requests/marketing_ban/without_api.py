@@ -37,7 +37,7 @@ class AnsweredWithoutApi:
         return []
 
 
-BANNERS = (
+ANSWERS = (
     AnsweredWithoutApi("netvisor", "Netvisor holds billing contacts and invoices; it sends no marketing and has no "
                                    "marketing-ban field."),
     AnsweredWithoutApi("request_tracker", "Request Tracker holds support correspondence, not marketing consents "
