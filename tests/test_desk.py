@@ -14,11 +14,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
+from connectors.clock import today_helsinki
 from contact_register.requests.cases import RegisterError, open_register, validate_identifiers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -296,3 +298,48 @@ def test_create_officer_reads_the_password_from_stdin_and_the_account_logs_in(de
     with open_register(url) as reg, reg.backend.transaction() as tx:
         stored = tx.one("SELECT password_hash FROM desk_accounts WHERE username = 'uusi'")[0]
     assert stored.startswith("$argon2id$") and "uusi-salasana-pitka" not in stored
+
+
+def _age_sessions(url: str, *, idle: timedelta = timedelta(0), age: timedelta = timedelta(0)) -> int:
+    """Move every session's clocks back, as if that much time had passed since login / the last
+    request (the register's own table, changed the way time would change it)."""
+    with open_register(url) as reg, reg.backend.transaction() as tx:
+        rows = tx.execute("SELECT token_hash, created_at, last_seen FROM desk_sessions")
+        for token_hash, created, seen in rows:
+            tx.execute("UPDATE desk_sessions SET created_at = ?, last_seen = ? WHERE token_hash = ?",
+                       [(datetime.fromisoformat(created) - age).isoformat(timespec="seconds"),
+                        (datetime.fromisoformat(seen) - idle).isoformat(timespec="seconds"), token_hash])
+    return len(rows)
+
+
+@pytest.mark.parametrize("idle, age, alive", [
+    (timedelta(minutes=29), timedelta(minutes=29), True),   # within both limits
+    (timedelta(minutes=31), timedelta(minutes=31), False),  # 30 minutes idle ends it
+    (timedelta(minutes=1), timedelta(hours=8, minutes=1), False),  # 8 hours after login, however busy
+])
+def test_sessions_expire_when_idle_or_old(desk, idle, age, alive):
+    base, url, _, _ = desk
+    s = logged_in(base, "aino", [])
+    assert s.get(f"{base}/", allow_redirects=False).status_code == 200
+    assert _age_sessions(url, idle=idle, age=age) == 1
+    r = s.get(f"{base}/", allow_redirects=False)
+    if alive:
+        assert r.status_code == 200
+    else:
+        assert (r.status_code, r.headers["location"]) == (303, "/login")
+
+
+def test_the_digest_page_lists_an_overdue_case_and_needs_a_session(desk):
+    base, url, _, _ = desk
+    with open_register(url) as reg:
+        overdue = reg.new_case("access", validate_identifiers([EMAIL]), actor="aino",
+                               received_on=(today_helsinki() - timedelta(days=45)).isoformat()).case_id
+        fresh = reg.new_case("access", validate_identifiers(["toinen.henkilo@esimerkki-oy.fi"]),
+                             actor="aino").case_id
+    anonymous = requests.get(f"{base}/digest", allow_redirects=False)
+    assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/login")
+    page = logged_in(base, "lukija", []).get(f"{base}/digest")
+    assert page.status_code == 200
+    overdue_items = re.findall(r'<li class="overdue"><a href="/cases/([^"]+)">', page.text)
+    assert overdue_items == [overdue] and fresh not in overdue_items
+    assert EMAIL not in page.text
