@@ -51,7 +51,7 @@ def subject_persons(client, subject: WritebackSubject, *, keep: Callable[[dict],
             person = client.get("persons", pid)
         except NotFoundError:
             continue
-        if person.get("is_deleted") is True or person.get("active_flag") is False:
+        if person.get("is_deleted") is True:  # v2 persons; active_flag was v1 and is not sent
             continue
         if keep is None or keep(person):
             out[pid] = person
