@@ -187,3 +187,24 @@ def test_review_is_scheduled_monthly():
 def test_a_bad_rule_fails_loudly(rules, message):
     with pytest.raises(DescriptionError, match=message):
         review_rules({"retention": [{"id": "general", "review_rules": rules}]})
+
+
+def test_financial_year_periods_are_checked_before_the_review_starts(tmp_path, monkeypatch):
+    """The job takes the same financial-year periods as the Netvisor resource; a malformed or
+    over-long (more than 18 months) period stops the run before anything is read or opened."""
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import defs
+
+    monkeypatch.setenv("REGISTER_URL", str(tmp_path / "register.sqlite"))
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "no-warehouse.duckdb"))
+    job = defs.resolve_job_def("retention_review")
+    for periods, expected in ((["2024-01-01/2026-01-31"], "18"), (["2024-01-01"], "YYYY-MM-DD/YYYY-MM-DD"),
+                              (["2024-01-01/2025-06-30"], "no warehouse")):
+        result = job.execute_in_process(
+            run_config={"ops": {"review_retention": {"config": {"dry_run": True, "financial_year_start": "07-01",
+                                                                 "financial_year_periods": periods}}}},
+            instance=DagsterInstance.ephemeral(), raise_on_error=False)
+        assert not result.success
+        message = result.failure_data_for_node("review_retention").user_failure_data.description
+        assert expected in message, (periods, message)

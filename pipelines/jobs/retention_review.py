@@ -39,6 +39,9 @@ class RetentionReviewConfig(Config):
     """Review as of this date (YYYY-MM-DD; default today), e.g. to preview next month's review."""
     financial_year_start: str = "01-01"
     """MM-DD the company's financial year starts on (for the bookkeeping holds of invoices)."""
+    financial_year_periods: list[str] = []
+    """Every financial year that did not follow that rule (a first or changed year of up to 18
+    months), as YYYY-MM-DD/YYYY-MM-DD: the same setting as the Netvisor resource's."""
 
 
 @op(
@@ -51,7 +54,7 @@ def review_retention(context: OpExecutionContext, config: RetentionReviewConfig)
     try:
         rules = review_rules()
         today = date.fromisoformat(config.as_of) if config.as_of.strip() else today_helsinki()
-        years = FinancialYears.parse(config.financial_year_start)
+        years = FinancialYears.from_config(config.financial_year_start, config.financial_year_periods)
     except (DescriptionError, ValueError) as exc:
         raise Failure(f"retention review cannot start: {exc}") from None
     warehouse = context.resources.storage.warehouse_file()
