@@ -81,15 +81,20 @@ class Retry:
     progressed: bool = False
 
 
-def backoff_s(policy: RetryPolicy, attempt: int, wait_s: float | None, rng: random.Random) -> float:
+def backoff_s(policy: RetryPolicy, attempt: int, wait_s: float | None, rng: random.Random,
+              rate_limited: bool = False) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based): "full jitter" up to a
     cap that doubles each attempt (it spreads the retries of parallel clients), or the vendor's
-    named wait plus a little jitter, never less."""
+    named wait plus a little jitter, never less. A rate limit with no named wait gets "equal
+    jitter" (at least half the cap): full jitter could retry again and again within the same
+    rate window and spend every attempt there (Google asks for exponential backoff that
+    really grows)."""
     cap = min(policy.backoff_max_s, policy.backoff_base_s * (2 ** (attempt - 1)))
-    jitter = rng.uniform(0, cap)
     if wait_s is not None:
         return wait_s + rng.uniform(0, min(1.0, cap))
-    return jitter
+    if rate_limited:
+        return cap / 2 + rng.uniform(0, cap / 2)
+    return rng.uniform(0, cap)
 
 
 def retry_call(
@@ -127,7 +132,7 @@ def retry_call(
                 if error is exc:
                     raise
                 raise error from exc
-        wait = backoff_s(policy, attempt, verdict.wait_s, rng)
+        wait = backoff_s(policy, attempt, verdict.wait_s, rng, isinstance(error, RateLimitedError))
         if on_retry is not None:
             on_retry(attempt, error, wait)
         sleep(wait)
