@@ -533,15 +533,18 @@ def check_trustmary(env: Mapping[str, str], report: Report) -> None:
         BadPayloadError: "TRUSTMARY_BASE_URL answers, but not as Trustmary",
     })
 
-    def run() -> str:
-        with TrustmaryClient(_env(env, "TRUSTMARY_BASE_URL") or DEFAULT_BASE_URL, _env(env, "TRUSTMARY_API_KEY"),
-                             timeout=DOCTOR_TIMEOUT, retry=DOCTOR_RETRY) as client:
-            response = client.http.request("GET", "test")
-            report.shapes["trustmary/test"] = json_shape(response.json())
-            p.clock(response.headers.get("Date"))
-        return "API key accepted"
+    p.run("api key", lambda: _one_read(p, lambda: TrustmaryClient(
+        _env(env, "TRUSTMARY_BASE_URL") or DEFAULT_BASE_URL, _env(env, "TRUSTMARY_API_KEY"),
+        timeout=DOCTOR_TIMEOUT, retry=DOCTOR_RETRY), "test", {}, "API key accepted"))
 
-    p.run("api key", run)
+
+def _one_read(p: _Probe, make_client: Callable[[], Any], path: str, params: dict, ok: str) -> str:
+    """One GET over a connector's HTTP layer: its shape and the server's clock are recorded."""
+    with make_client() as client:
+        response = client.http.request("GET", path, params=params)
+        p.report.shapes[f"{p.system}/{path}"] = json_shape(response.json())
+        p.clock(response.headers.get("Date"))
+    return ok
 
 
 def check_matomo(env: Mapping[str, str], report: Report) -> None:
@@ -577,15 +580,10 @@ def check_docue(env: Mapping[str, str], report: Report) -> None:
         BadPayloadError: "DOCUE_BASE_URL answers, but not as Docue",
     })
 
-    def run() -> str:
-        with DocueClient(_env(env, "DOCUE_BASE_URL") or DEFAULT_BASE_URL, _env(env, "DOCUE_API_TOKEN"),
-                         timeout=DOCTOR_TIMEOUT, retry=DOCTOR_RETRY) as client:
-            response = client.http.request("GET", "documents", params={"page": 1, "per_page": 10})
-            report.shapes["docue/documents"] = json_shape(response.json())
-            p.clock(response.headers.get("Date"))
-        return "token accepted, documents readable"
-
-    p.run("token and documents", run)
+    p.run("token and documents", lambda: _one_read(p, lambda: DocueClient(
+        _env(env, "DOCUE_BASE_URL") or DEFAULT_BASE_URL, _env(env, "DOCUE_API_TOKEN"),
+        timeout=DOCTOR_TIMEOUT, retry=DOCTOR_RETRY), "documents", {"page": 1, "per_page": 10},
+        "token accepted, documents readable"))
 
 
 CHECKS: dict[str, Callable[[Mapping[str, str], Report], None]] = {
