@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -388,7 +389,14 @@ class HttpClient:
 def _decode_json(response: requests.Response) -> Any:
     if not response.content:
         raise ValueError("empty body")
-    return json.loads(response.content)
+    try:
+        # orjson: a 500-record page decodes several times faster than with the json module
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        # orjson refuses a few bodies the json module reads: lone surrogate escapes (which the
+        # syncs replace and record as an issue) and NaN/Infinity. The json module decides, and
+        # its ValueError on a body that really is bad stays what callers see.
+        return json.loads(response.content)
 
 
 def _is_connect_refused(exc: Exception) -> bool:

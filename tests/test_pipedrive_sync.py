@@ -280,3 +280,16 @@ def test_overlapping_and_repeated_pages_are_deduplicated(sandbox, tmp_path, kind
         r = result.entities[entity]
         assert r.received > r.rows, f"{entity}: the sandbox sent no repeated records"
     assert_matches_sandbox(sandbox, tmp_path)
+
+
+def test_record_text_keeps_what_the_fast_encoder_refuses():
+    # json_text writes records with orjson, which refuses lone surrogates, integers beyond 64
+    # bits and non-string keys: those records must still be stored, as the json module wrote them.
+    from datetime import datetime, timezone
+
+    from contact_register.sync.raw_store import json_text
+
+    assert json_text({"name": "Bad \ud800", "ä": [1, 2.5, None, True]}) == ('{"name":"Bad \ufffd","ä":[1,2.5,null,true]}', True)
+    assert json_text({"big": 2**70, 7: "x"}) == ('{"big":1180591620717411303424,"7":"x"}', False)
+    with pytest.raises(TypeError):  # not JSON, as before: no silent ISO text
+        json_text({"at": datetime(2024, 1, 1, tzinfo=timezone.utc)})

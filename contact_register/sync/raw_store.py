@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 ARROW_TYPES = {
@@ -130,7 +131,17 @@ def json_text(value: Any) -> tuple[str, bool]:
     """Serialise a record for a JSON column. Returns (text, repaired). Lone surrogates (legal in
     JSON escapes, illegal in UTF-8 and refused by DuckDB) are replaced by U+FFFD; the caller
     records that as an issue rather than losing the record."""
-    return clean_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    try:
+        # orjson is several times faster on a sync's hundreds of thousands of records. The
+        # passthrough options make it refuse, like the json module, the types JSON has none of.
+        return orjson.dumps(value, option=_ORJSON_STRICT).decode(), False
+    except orjson.JSONEncodeError:
+        # What orjson refuses and the json module writes: lone surrogates (replaced just below),
+        # integers beyond 64 bits, non-string keys. Other types raise TypeError here, as before.
+        return clean_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def clean_text(value: str) -> tuple[str, bool]:

@@ -227,14 +227,16 @@ def _prepare(walk: _Walk, page: Page, clock) -> _Prepared:
         if not isinstance(rid, int) or isinstance(rid, bool):
             prepared.rejects.append(("record has no integer id", record))
             continue
-        updated = parse_time(record.get("update_time"))
-        if updated is not None and (prepared.cursor is None or updated > prepared.cursor):
-            prepared.cursor = updated
         # v2 records say is_deleted; v1 notes say active_flag (and are deleted for good at once)
         if (record.get("active_flag") is False) if entity == "notes" else (record.get("is_deleted") is True):
             prepared.deleted.append(rid)
-            continue
-        prepared.rows.append(extract(entity, record, walk.fields, now, prepared.issues))
+            updated = parse_time(record.get("update_time"))
+        else:
+            row = extract(entity, record, walk.fields, now, prepared.issues)
+            prepared.rows.append(row)
+            updated = row["update_time"]  # parsed once: a sync parses hundreds of thousands
+        if updated is not None and (prepared.cursor is None or updated > prepared.cursor):
+            prepared.cursor = updated
     return prepared
 
 
