@@ -220,6 +220,11 @@ class RequestTrackerClient:
 
         return self._call(f"{method} {path}", go, read=method == "GET" if read is None else read)
 
+    def get_json(self, path: str, params: dict | None = None) -> Any:
+        """One read of a REST2 path (``rt``, ``users``, ``tickets`` ...), answered as RT sent it:
+        what ``contact-register doctor`` checks and records the shape of."""
+        return self._json("GET", path, params=params)
+
     def _collection(self, path: str, *, filters: list | None = None, params: dict | None = None) -> Iterator[list[dict]]:
         """Pages of a REST2 collection (``GET``, or ``POST`` with a JSON filter list)."""
         page = 1

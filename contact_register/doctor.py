@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -170,16 +171,17 @@ def compare_shapes(live: Mapping[str, Mapping[str, list[str]]], here: Mapping[st
 
 # -- the checks --------------------------------------------------------------------------------
 
-def _clock_skew(date_header: str | None) -> float | None:
-    if not date_header:
+def _clock_skew(server_time: str | datetime | None) -> float | None:
+    """Seconds the server's clock is ahead of ours, from an HTTP Date header or a time the
+    answer itself carries (Netvisor's ResponseStatus/TimeStamp); None if there is none."""
+    if isinstance(server_time, str):
+        try:
+            server_time = email.utils.parsedate_to_datetime(server_time)
+        except (TypeError, ValueError):
+            return None
+    if server_time is None or server_time.tzinfo is None:
         return None
-    try:
-        server = email.utils.parsedate_to_datetime(date_header)
-    except (TypeError, ValueError):
-        return None
-    if server is None or server.tzinfo is None:
-        return None
-    return server.timestamp() - time.time()
+    return server_time.timestamp() - time.time()
 
 
 class _Probe:
@@ -218,10 +220,10 @@ class _Probe:
                 return self.remedies[kind]
         return self.remedies.get(ConnectorError, "see the error; re-run the doctor once it is fixed")
 
-    def clock(self, date_header: str | None) -> None:
-        skew = _clock_skew(date_header)
+    def clock(self, server_time: str | datetime | None) -> None:
+        skew = _clock_skew(server_time)
         if skew is None:
-            self.add("clock", WARN, "the server sent no Date header")
+            self.add("clock", WARN, "the server's answer told no time")
         elif abs(skew) > MAX_CLOCK_SKEW_S:
             self.add("clock", FAIL, f"server clock {skew:+.0f} s from ours",
                      "synchronise this machine's clock (NTP, e.g. systemd-timesyncd); signatures, tokens and "
@@ -385,7 +387,7 @@ def check_google(env: Mapping[str, str], report: Report) -> None:
 
 
 def check_netvisor(env: Mapping[str, str], report: Report) -> None:
-    from connectors.netvisor import MAC_ALGORITHM, NetvisorClient
+    from connectors.netvisor import MAC_ALGORITHM, NetvisorClient, parse_server_time
 
     p = _Probe("netvisor", report, {
         ConnectionError: "NETVISOR_BASE_URL does not answer: it is https://integration.netvisor.fi (or the "
@@ -412,15 +414,7 @@ def check_netvisor(env: Mapping[str, str], report: Report) -> None:
         return
     client = holder["c"]
     try:
-        date_header: dict[str, str | None] = {}
-        original = client.http.request
-
-        def remembering(*args: Any, **kw: Any) -> requests.Response:
-            response = original(*args, **kw)
-            date_header.setdefault("d", response.headers.get("Date"))
-            return response
-
-        client.http.request = remembering  # type: ignore[method-assign]  # the clock check reads the Date
+        answered: dict[str, ET.Element] = {}
 
         def customers() -> str | tuple[str, ...]:
             try:
@@ -431,12 +425,14 @@ def check_netvisor(env: Mapping[str, str], report: Report) -> None:
                 return (FAIL, "the MAC algorithm was refused",
                         f"this Netvisor does not take {MAC_ALGORITHM}: check that NETVISOR_BASE_URL is Netvisor's "
                         "current integration address and ask Netvisor support to enable HMAC-SHA256 for the partner")
+            answered["customerlist"] = root
             report.shapes["netvisor/customerlist"] = xml_shape(root)
             return f"{len(list(root.iter('Customer')))} customers listed"
 
         if not p.run("signature and customers", customers):
             return
-        p.clock(date_header.get("d"))
+        # Netvisor's own clock is in every answer: the time stamp it signs its answers with.
+        p.clock(parse_server_time(answered["customerlist"].findtext("ResponseStatus/TimeStamp")))
 
         def invoices() -> str:
             root = client.call("GET", "salesinvoicelist.nv")
@@ -464,7 +460,7 @@ def check_request_tracker(env: Mapping[str, str], report: Report) -> None:
         seen: dict[str, Any] = {}
 
         def login() -> str:
-            body = client._json("GET", "rt")
+            body = client.get_json("rt")
             seen["rt"] = body
             report.shapes["request_tracker/rt"] = json_shape(body)
             return f"RT {str(body.get('Version', '?'))[:20]}"
@@ -478,7 +474,7 @@ def check_request_tracker(env: Mapping[str, str], report: Report) -> None:
             p.add("clock", WARN, "no answer to read the Date from")
 
         def users() -> str | tuple[str, ...]:
-            body = client._json("GET", "users", params={"per_page": 10, "fields": "Name,EmailAddress,RealName"})
+            body = client.get_json("users", params={"per_page": 10, "fields": "Name,EmailAddress,RealName"})
             report.shapes["request_tracker/users"] = json_shape(body)
             if not body.get("items"):
                 return (FAIL, "no users visible", "give the integration user the global right AdminUsers "
@@ -518,7 +514,7 @@ def _rt_shredder(p: _Probe, env: Mapping[str, str]) -> None:
 
 
 def _rt_tickets(client: Any, report: Report) -> str:
-    body = client._json("GET", "tickets", params={"query": "id > 0", "per_page": 10, "fields": "Subject,Status"})
+    body = client.get_json("tickets", params={"query": "id > 0", "per_page": 10, "fields": "Subject,Status"})
     report.shapes["request_tracker/tickets"] = json_shape(body)
     return f"{body.get('total', len(body.get('items') or []))} tickets visible"
 
