@@ -2,7 +2,13 @@
 
 - OAuth token endpoint (``POST /token``): JWT-bearer grant signed (RS256) with a service-account
   key this imitation generates; the ``sub`` claim picks the impersonated user (domain-wide
-  delegation). ``env()`` hands out the key file's JSON, as a real admin would.
+  delegation). ``env()`` hands out the key file's JSON, as a real admin would. Delegation is
+  granted per scope in the Admin console (``delegated_scopes``; None grants every scope): a
+  token asked for a scope not granted is refused whole with 401 ``unauthorized_client``,
+  "Client is unauthorized to retrieve access tokens using this method, or client not authorized
+  for any of the scopes requested." (Google's "Using OAuth 2.0 for Server to Server
+  Applications", error codes table, developers.google.com/identity/protocols/oauth2/service-account;
+  the RFC 6749 5.2 error body). ``tests/test_contract_google.py`` holds the refusal to it.
 - Admin Directory: ``users.list`` (admin only); Google Groups (``dir_groups``: group address ->
   member addresses): ``groups.list`` (also by ``userKey``: the groups one address belongs to),
   ``members.list`` and ``members.delete``; pages of at most 200 as the reference says.

@@ -12,7 +12,8 @@ this imitation's answers to them):
   ``SHA256`` is the legacy plain SHA-256 of ``URL&Sender&CustomerId&Timestamp&Language&
   OrganisationId&TransactionId&CustomerKey&PartnerKey`` (rantalainen's 2020 ``src/index.ts``).
   A wrong key, a missing header, an unknown algorithm or one mode's name with the other's value
-  answers ``AUTHENTICATION_FAILED``. A repeated TransactionId answers ``REQUEST_NOT_UNIQUE``;
+  answers ``AUTHENTICATION_FAILED``; ``mac_algorithms`` (both modes by default) narrows the modes
+  this server takes, as a server that knew only the legacy mode would answer. A repeated TransactionId answers ``REQUEST_NOT_UNIQUE``;
   a second concurrent call for a customer is refused and counted in ``violations``.
 - Answers: ``<?xml version="1.0" encoding="utf-8"?>`` as in Netvisor's documentation example,
   ``<Root><ResponseStatus><Status>OK</Status><TimeStamp>7.4.2009 15:53:44</TimeStamp>`` with the

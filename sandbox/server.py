@@ -94,6 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header every answer carries (RFC 9110 6.6.1), off by the imitation's
+        # clock_skew_s: a server whose clock is wrong, which the doctor must name.
         now = time.time() if timestamp is None else timestamp
         return super().date_time_string(now + self.server.imitation.clock_skew_s)
 

@@ -434,3 +434,36 @@ def test_the_imitation_grants_no_scope_google_would_refuse():
             if _scope_allows(frozenset({scope}), method["httpMethod"], path):
                 too_easy.append(f"{method_id} accepts {scope}")
     assert too_easy == [], too_easy
+
+
+# Google's "Using OAuth 2.0 for Server to Server Applications", error codes table
+# (developers.google.com/identity/protocols/oauth2/service-account): a scope the Admin console's
+# domain-wide delegation does not grant refuses the token request with this error and text.
+UNAUTHORIZED_CLIENT = ("unauthorized_client", "Client is unauthorized to retrieve access tokens using this method, "
+                       "or client not authorized for any of the scopes requested.")
+
+
+def test_a_scope_domain_wide_delegation_does_not_grant_is_refused_as_google_documents(google_sandbox):
+    """The imitation refuses the whole token request (401, RFC 6749 5.2 body with Google's
+    error and text) when one asked scope is not delegated, and grants it once it is."""
+    import requests
+    from google.auth import exceptions as gauth_errors
+    from google.auth.transport.requests import Request as AuthRequest
+    from google.oauth2 import service_account
+
+    from connectors.google_workspace import settings_from_env
+
+    g = google_sandbox.google
+    settings = settings_from_env(google_sandbox.env())
+    info = dict(settings.service_account_info, token_uri=settings.token_uri)
+    gmail = "https://www.googleapis.com/auth/gmail.readonly"
+    drive = "https://www.googleapis.com/auth/drive.readonly"
+    g.delegated_scopes = frozenset({drive})
+    creds = service_account.Credentials.from_service_account_info(info, scopes=[drive, gmail]).with_subject(g.admin_email)
+    with pytest.raises(gauth_errors.RefreshError) as refused:
+        creds.refresh(AuthRequest(session=requests.Session()))
+    body = refused.value.args[1]
+    assert (body["error"], body["error_description"]) == UNAUTHORIZED_CLIENT
+    g.delegated_scopes = frozenset({drive, gmail})
+    creds.refresh(AuthRequest(session=requests.Session()))
+    assert creds.valid
