@@ -1,5 +1,10 @@
-"""Helpers shared by the Netvisor tests: clients pointed at a sandbox, store snapshots."""
+"""Helpers shared by the Netvisor tests: clients pointed at a sandbox, store snapshots, and a
+server that answers fixed XML bodies (hostile or odd answers the imitation never sends)."""
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from connectors.http import RetryPolicy
@@ -18,6 +23,35 @@ def netvisor_client(sandbox, lock_dir: Path, *, customer_key: str | None = None,
         partner_key=env["NETVISOR_PARTNER_KEY"], organisation_id=env["NETVISOR_ORGANISATION_ID"],
         timeout=timeout, retry=FAST_RETRY, lock_dir=lock_dir, financial_years=financial_years,
     )
+
+
+@contextmanager
+def fixed_answers(bodies: dict[str, bytes]) -> Iterator[tuple[str, dict[str, int]]]:
+    """A local HTTP server answering each path's body (query ignored; unknown paths an empty
+    body) as ``text/xml``; yields its base URL and the count of requests per path."""
+    hits: dict[str, int] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            path = self.path.split("?")[0]
+            hits[path] = hits.get(path, 0) + 1
+            body = bodies.get(path, b"")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def blank(value):

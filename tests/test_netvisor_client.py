@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from connectors.netvisor import (
     NetvisorClient,
     NetvisorError,
 )
-from netvisor_support import FAST_RETRY, netvisor_client
+from netvisor_support import FAST_RETRY, fixed_answers, netvisor_client
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,28 +127,8 @@ BODIES = {
 
 @pytest.fixture
 def odd_server():
-    hits: dict[str, int] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            path = self.path.split("?")[0]
-            hits[path] = hits.get(path, 0) + 1
-            body = BODIES.get(path, b"")
-            self.send_response(200)
-            self.send_header("Content-Type", "text/xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    server.shutdown()
-    server.server_close()
+    with fixed_answers(BODIES) as served:
+        yield served
 
 
 def _odd_client(base: str, prefix: str, tmp_path) -> NetvisorClient:

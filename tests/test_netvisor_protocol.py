@@ -6,15 +6,13 @@ sandbox/netvisor.py. Expected values here are written out by hand.
 
 import hashlib
 import re
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from connectors.netvisor import Credentials, NetvisorAuth, NetvisorClient, parse_server_time
-from netvisor_support import FAST_RETRY, netvisor_client
+from netvisor_support import FAST_RETRY, fixed_answers, netvisor_client
 
 H = "X-Netvisor-Authentication-"
 FINNISH_TIME = re.compile(rb"<TimeStamp>\d{1,2}\.\d{1,2}\.\d{4} \d{2}:\d{2}:\d{2}</TimeStamp>")
@@ -174,23 +172,8 @@ DECLARED = {
 
 @pytest.fixture
 def declaring_server():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            body = DECLARED.get(self.path.split("?")[0], b"")
-            self.send_response(200)
-            self.send_header("Content-Type", "text/xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with fixed_answers(DECLARED) as (url, _hits):
+        yield url
 
 
 @pytest.mark.parametrize("prefix, name", [("utf8", "Pöllänen Åke"), ("latin9", "Pöllänen Åke €"),
