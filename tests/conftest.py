@@ -1,6 +1,7 @@
 """Shared fixtures: a sandbox over real HTTP on a free port, clients pointed at it, temp stores."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,11 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def demo_dagster_home(home: Path) -> Path:
+    """A Dagster instance folder with the demo's instance settings, as the Makefile makes it."""
+    home.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    return home
+

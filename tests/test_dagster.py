@@ -1,7 +1,6 @@
 """The Dagster code location: the nightly job runs end to end and leaks no personal data."""
 
 import os
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -13,6 +12,7 @@ from dagster import DagsterInstance
 from dagster._utils.schedules import schedule_execution_time_iterator
 
 from pipelines.definitions import defs
+from tests.conftest import demo_dagster_home
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,9 +71,7 @@ def test_nightly_sync_in_process_publishes_and_keeps_pii_out_of_events(pipedrive
 
 
 def test_nightly_sync_from_the_command_line_like_the_demo(pipedrive_env, sandbox, tmp_path):
-    home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copy(REPO / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    home = demo_dagster_home(tmp_path / "dagster")
     env = dict(os.environ, DAGSTER_HOME=str(home))
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "pipelines.definitions", "-j", "nightly_sync"],

@@ -11,7 +11,6 @@
 import functools
 import json
 import logging
-import shutil
 import threading
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from contact_register.requests.erasure.own_stores import erase_own_stores
 from pipelines.jobs.erasure_dagster_storage import scrub_dagster
 from contact_register.requests.cases import open_register, validate_identifiers
 from contact_register.requests.writeback.base import WritebackSubject
+from tests.conftest import demo_dagster_home
 
-REPO = Path(__file__).resolve().parents[1]
 
 ESSI_EMAIL = "essi.hyvarinen@kauppa-esimerkki.fi"
 ESSI_PHONE = "+358407654321"
@@ -61,9 +60,7 @@ def make_printing_job():
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copy(REPO / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    home = demo_dagster_home(tmp_path / "dagster")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("REGISTER_URL", str(tmp_path / "register.sqlite"))
     monkeypatch.setenv("REGISTER_HMAC_KEY", "test-key-for-collateral-erasure")

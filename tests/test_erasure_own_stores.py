@@ -9,7 +9,6 @@ phones or names, while a control person is still everywhere they were.
 
 import functools
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from contact_register.requests.cases.identifiers import name_key
 from contact_register.requests.writeback.base import WritebackSubject, resolve_subject
 from tests.test_dagster_postgres import pg_database as dagster_pg_database  # noqa: F401 - fixture
 from tests.test_register import pg_database, pg_url, reg, register_url  # noqa: F401 - fixtures
+from tests.conftest import demo_dagster_home
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,9 +103,7 @@ def kinds_found(findings, root: Path) -> set[tuple[str, str]]:
 
 @pytest.fixture
 def stores(pipedrive_env, tmp_path, monkeypatch):
-    home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copy(REPO / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    home = demo_dagster_home(tmp_path / "dagster")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("REGISTER_URL", str(tmp_path / "register.sqlite"))
     monkeypatch.setenv("REGISTER_HMAC_KEY", "test-key-for-erasure")
@@ -439,9 +437,7 @@ def make_leaky_job():
 
 
 def test_a_kept_runs_compute_log_holding_an_identifier_is_deleted(tmp_path, monkeypatch):
-    home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copy(REPO / "pipelines" / "dagster.yaml", home / "dagster.yaml")
+    home = demo_dagster_home(tmp_path / "dagster")
     monkeypatch.setenv("PROBE_TEXT", "yhteys: Aino.Aaltonen@firma.fi, 040 765 4321")
     # Each step in its own process, so that its output is captured as a compute log.
     recon = build_reconstructable_job("tests.test_erasure_own_stores", "make_leaky_job")

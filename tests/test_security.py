@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from netvisor_support import netvisor_client
 from sandbox import demo, request_tracker_world
 from sandbox.server import SYSTEMS, Sandbox
 from sandbox.world import World
-from tests.conftest import RT_WORLD
+from tests.conftest import RT_WORLD, demo_dagster_home
 
 REPO = Path(__file__).resolve().parents[1]
 EMAIL = re.compile(rb"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
@@ -72,9 +71,7 @@ def demo_folder(tmp_path, monkeypatch):
     for key in PATH_SETTINGS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)
-    home = tmp_path / "data" / "dagster"
-    home.mkdir(parents=True)
-    shutil.copy(REPO / "pipelines" / "dagster.yaml", home / "dagster.yaml")  # what the Makefile does
+    home = demo_dagster_home(tmp_path / "data" / "dagster")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return tmp_path
 
