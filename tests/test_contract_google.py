@@ -38,6 +38,7 @@ from contact_register.requests.erasure.google import erase
 from contact_register.requests.export.google_find import find
 from contact_register.requests.marketing_ban.google import ban_address
 from tests.test_google_sync import make_google_client
+from tests.contracts.reads import ReadNoting
 
 DOCUMENTS = ("admin.directory_v1.json", "gmail.v1.json", "calendar.v3.json", "drive.v3.json", "people.v1.json")
 
@@ -245,28 +246,16 @@ class Errors(list):
     masked = False
 
 
-class Tracked(dict):
+class Tracked(ReadNoting):
     """An answer as the connector sees it: every key read is checked against the schema."""
 
-    def _read(self, key) -> None:
+    def note(self, key) -> None:
         schema = self.__dict__.get("_schema")
         if schema is None:
             return
         if key not in (schema.get("properties") or {}) and schema.get("additionalProperties") is None:
             self.__dict__["_recorder"].bad_reads.add(f"{self.__dict__['_method']}: reads {schema.get('id')}.{key}")
         self.__dict__["_recorder"].reads.add(f"{schema.get('id')}.{key}")
-
-    def __getitem__(self, key):
-        self._read(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self._read(key)
-        return super().get(key, default)
-
-    def __contains__(self, key) -> bool:
-        self._read(key)
-        return super().__contains__(key)
 
 
 class Recorder:

@@ -30,6 +30,7 @@ from contact_register.requests.cases import validate_identifiers
 from contact_register.requests.writeback.base import Clients, WritebackSubject
 from tests.conftest import make_client
 from tests.contracts.pipedrive.schemas import CONTRACT, Any_, Obj, check, node
+from tests.contracts.reads import ReadNoting
 
 ROUTES = [
     (re.compile(r"api/v2/(persons|organizations|deals|activities)"), "GET /api/v2/{}"),
@@ -52,28 +53,16 @@ def route_of(method: str, path: str) -> str:
     raise AssertionError(f"the connector called {method} {target}, which has no contract here")
 
 
-class Traced(dict):
+class Traced(ReadNoting):
     """A JSON object that notes every key the code looks up, as (route, path, key)."""
 
     def __init__(self, *args, reads: set | None = None, route: str = "", path: tuple = (), **kw):
         super().__init__(*args, **kw)
         self._reads, self._route, self._path = reads, route, path
 
-    def _note(self, key):
+    def note(self, key):
         if self._reads is not None:
             self._reads.add((self._route, self._path, key))
-
-    def __getitem__(self, key):
-        self._note(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self._note(key)
-        return super().get(key, default)
-
-    def __contains__(self, key):
-        self._note(key)
-        return super().__contains__(key)
 
 
 def traced(value, reads: set, route: str, path: tuple = ()):

@@ -27,6 +27,7 @@ from connectors.http import HttpClient
 from contact_register.requests.erasure.registry import ERASERS
 from contact_register.requests.marketing_ban.registry import BANNERS
 from tests.test_small_processors import clients, humans, subject_of, work_address_contacts  # noqa: F401 - fixture
+from tests.contracts.reads import ReadNoting
 
 CONTRACTS = Path(__file__).parent / "contracts" / "small"
 
@@ -52,27 +53,15 @@ def _name(route: str, path: str) -> str:
     return f"* {path}" if path in (".result", ".message") else f"{route} {path}"
 
 
-class ReadDict(dict):
+class ReadDict(ReadNoting):
     """A decoded answer object that records which of its keys the connector reads."""
 
     def __init__(self, data: dict, route: str, path: str, seen: Seen) -> None:
         super().__init__({k: _wrap(v, route, f"{path}.{_key(k)}", seen) for k, v in data.items()})
         self._route, self._path, self._seen = route, path, seen
 
-    def _note(self, key: Any) -> None:
+    def note(self, key: Any) -> None:
         self._seen.read.add(_name(self._route, f"{self._path}.{_key(str(key))}"))
-
-    def __getitem__(self, key):
-        self._note(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self._note(key)
-        return super().get(key, default)
-
-    def __contains__(self, key) -> bool:
-        self._note(key)
-        return super().__contains__(key)
 
 
 def _wrap(value: Any, route: str, path: str, seen: Seen) -> Any:
